@@ -1,0 +1,1 @@
+"""Everything that turns files into batches and batches back into files."""

@@ -1,0 +1,235 @@
+"""Raster I/O through rasterio: reading with validation, atomic georeferenced writing, PNG export.
+
+Every problem with an input file is raised as :class:`DataError`, whose message starts with the
+path, so a user sees which file is wrong and why instead of a trace from inside GDAL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.windows import Window
+
+from datamodules.classes import VALID_LABEL_VALUES, rasterio_colormap
+
+
+class DataError(ValueError):
+    """An input file or folder is missing, unreadable or not what the caller expects."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """Shape and georeferencing of a raster, read from its header only."""
+
+    path: Path
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: CRS | None
+    transform: Affine
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width)."""
+        return (self.height, self.width)
+
+
+@contextlib.contextmanager
+def _gdal_errors_name(path: Path) -> Iterator[None]:
+    """Turn GDAL/rasterio failures inside the block into a DataError naming ``path``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            yield
+    except DataError:
+        raise
+    except (RasterioError, OSError) as err:
+        if not path.exists():
+            raise DataError(path, "file does not exist") from None
+        raise DataError(path, f"unreadable or truncated raster ({err})") from None
+
+
+def raster_info(path: str | os.PathLike) -> RasterInfo:
+    """Read the header of a raster.
+
+    Raises:
+        DataError: if the file is missing or not a readable raster.
+    """
+    path = Path(path)
+    with _gdal_errors_name(path), rasterio.open(path) as src:
+        return RasterInfo(path, src.width, src.height, src.count, src.dtypes[0], src.crs, src.transform)
+
+
+def read_raster(
+    path: str | os.PathLike,
+    *,
+    bands: int | None = None,
+    window: Window | None = None,
+    boundless: bool = False,
+) -> np.ndarray:
+    """Read a raster (or a window of it) as a (bands, height, width) array.
+
+    Args:
+        path: GeoTIFF (or any GDAL raster) to read.
+        bands: expected band count; a file with another count is an error.
+        window: optional pixel window; with ``boundless`` it may extend past the edges (filled with 0).
+        boundless: allow a window outside the raster.
+
+    Raises:
+        DataError: missing, unreadable or truncated file, wrong band count, NaN or inf values.
+    """
+    path = Path(path)
+    with _gdal_errors_name(path), rasterio.open(path) as src:
+        if bands is not None and src.count != bands:
+            raise DataError(path, f"has {src.count} band(s), expected {bands}")
+        data = src.read(window=window, boundless=boundless, fill_value=0)
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise DataError(path, f"contains {int((~np.isfinite(data)).sum())} NaN or inf value(s)")
+    return data
+
+
+def check_label_values(label: np.ndarray, path: str | os.PathLike) -> None:
+    """Raise DataError unless every value of ``label`` is a class value (0..8) or padding (255)."""
+    if label.dtype.kind == "f" and not np.isfinite(label).all():
+        raise DataError(path, "label contains NaN or inf values")
+    present = np.unique(label)
+    bad = [int(v) for v in present if int(v) not in VALID_LABEL_VALUES or v != int(v)]
+    if bad:
+        raise DataError(path, f"label values {bad[:10]} outside 0..8 and 255")
+
+
+def read_label(path: str | os.PathLike, window: Window | None = None) -> np.ndarray:
+    """Read a 1-band label raster as an (H, W) uint8 array, checking its values.
+
+    Raises:
+        DataError: unreadable file, more than one band, or values outside 0..8 and 255.
+    """
+    label = read_raster(path, bands=1, window=window)[0]
+    check_label_values(label, path)
+    return label.astype(np.uint8, copy=False)
+
+
+def check_same_size(infos: Sequence[RasterInfo]) -> None:
+    """Raise DataError (naming both files) unless all rasters have the same height and width."""
+    first = infos[0]
+    for other in infos[1:]:
+        if other.shape != first.shape:
+            raise DataError(
+                other.path,
+                f"size {other.width}x{other.height} differs from {first.path.name} "
+                f"({first.width}x{first.height}); paired tiles must share one grid",
+            )
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    A crash inside the block leaves any earlier file at ``path`` untouched and no partial file.
+    The temporary name keeps the suffix so that GDAL picks the right driver.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        # GDAL may write a sidecar (e.g. .aux.xml) for the temporary name.
+        for sidecar in tmp.parent.glob(tmp.name + ".*"):
+            sidecar.unlink(missing_ok=True)
+
+
+def write_raster(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    *,
+    crs: CRS | str | None = None,
+    transform: Affine | None = None,
+    colormap: bool = False,
+    nodata: float | None = None,
+    tiled: bool = True,
+    extra_profile: dict[str, Any] | None = None,
+) -> Path:
+    """Write a (bands, H, W) or (H, W) array as a compressed GeoTIFF, atomically.
+
+    Args:
+        path: destination; parent folders are created.
+        data: the pixels; its dtype becomes the file's dtype.
+        crs: coordinate reference system to copy from the source tile (None: not georeferenced).
+        transform: affine geotransform, rotated ones included (None: identity pixel grid).
+        colormap: attach the land-cover class colour map to band 1 (uint8 labels).
+        nodata: optional no-data value.
+        tiled: write internal 256x256 tiles (faster windowed reads of large maps).
+        extra_profile: further creation options.
+
+    Returns:
+        The written path.
+    """
+    array = data[None] if data.ndim == 2 else data
+    count, height, width = array.shape
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": array.dtype.name,
+        "compress": "deflate",
+    }
+    if tiled and height >= 256 and width >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    if crs is not None:
+        profile["crs"] = crs
+    if transform is not None:
+        profile["transform"] = transform
+    if nodata is not None:
+        profile["nodata"] = nodata
+    profile.update(extra_profile or {})
+    with atomic_output(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(array)
+            if colormap:
+                dst.write_colormap(1, rasterio_colormap())
+    return Path(path)
+
+
+def write_label_like(path: str | os.PathLike, label: np.ndarray, reference: RasterInfo) -> Path:
+    """Write an (H, W) uint8 label with the CRS, transform and size of a reference tile."""
+    if label.shape != reference.shape:
+        raise ValueError(f"label shape {label.shape} does not match {reference.path} {reference.shape}")
+    return write_raster(
+        path, label.astype(np.uint8), crs=reference.crs, transform=reference.transform, colormap=True
+    )
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an (H, W) or (H, W, 3) uint8 image as PNG, atomically."""
+    array = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
+    count, height, width = array.shape
+    with atomic_output(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(
+            tmp, "w", driver="PNG", width=width, height=height, count=count, dtype="uint8"
+        ) as dst:
+            dst.write(array.astype(np.uint8))
+    return Path(path)
