@@ -217,9 +217,7 @@ def write_label_like(path: str | os.PathLike, label: np.ndarray, reference: Rast
     """Write an (H, W) uint8 label with the CRS, transform and size of a reference tile."""
     if label.shape != reference.shape:
         raise ValueError(f"label shape {label.shape} does not match {reference.path} {reference.shape}")
-    return write_raster(
-        path, label.astype(np.uint8), crs=reference.crs, transform=reference.transform, colormap=True
-    )
+    return write_raster(path, label.astype(np.uint8), crs=reference.crs, transform=reference.transform, colormap=True)
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
@@ -228,8 +226,6 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     count, height, width = array.shape
     with atomic_output(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(
-            tmp, "w", driver="PNG", width=width, height=height, count=count, dtype="uint8"
-        ) as dst:
+        with rasterio.open(tmp, "w", driver="PNG", width=width, height=height, count=count, dtype="uint8") as dst:
             dst.write(array.astype(np.uint8))
     return Path(path)

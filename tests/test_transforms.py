@@ -1,0 +1,93 @@
+"""Training augmentation and normalisation."""
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules.transforms import Normaliser, TrainAugmentation, capped_random_crop
+
+
+def _striped_label(size: int = 64) -> np.ndarray:
+    """Mostly class 1 with a narrow band of class 2: most random crops exceed a 0.75 cap."""
+    label = np.ones((size, size), np.uint8)
+    label[:, 50:58] = 2
+    return label
+
+
+def test_capped_crop_respects_cap_when_a_window_allows_it() -> None:
+    label = _striped_label()
+    image = label[..., None].repeat(3, axis=2)
+    rng = np.random.default_rng(0)
+    ratios_capped, ratios_free = [], []
+    for _ in range(200):
+        _, crop = capped_random_crop(image, label, rng, 16, 0.75, (255,), attempts=50)
+        ratios_capped.append(np.bincount(crop.ravel()).max() / crop.size)
+        _, crop = capped_random_crop(image, label, rng, 16, 1.0, (255,))
+        ratios_free.append(np.bincount(crop.ravel()).max() / crop.size)
+    assert max(ratios_capped) < 0.75
+    assert np.mean(np.array(ratios_free) == 1.0) > 0.5  # without the cap most crops are one class
+
+
+def test_capped_crop_ignores_ignored_values() -> None:
+    label = np.zeros((32, 32), np.uint8)  # all "ignored" except a small mixed patch
+    label[:8, :8] = 3
+    label[:8, :4] = 4
+    image = np.zeros((32, 32, 1), np.uint8)
+    _, crop = capped_random_crop(image, label, np.random.default_rng(1), 16, 0.75, (0,), attempts=100)
+    assert {3, 4} <= set(np.unique(crop))
+
+
+def test_augmentation_keeps_image_and_label_aligned() -> None:
+    rng = np.random.default_rng(0)
+    label = rng.integers(1, 9, (10, 12)).astype(np.uint8).repeat(16, 0).repeat(16, 1)  # 160 x 192, 16 px blocks
+    image = (label * 20)[..., None]  # image is a function of the label
+    augment = TrainAugmentation(
+        96, scale_range=(0.5, 2.0), cat_max_ratio=0.75, ignore_values=(0, 255), pad_label=0, seed=3
+    )
+    for _ in range(20):
+        out_image, out_label = augment(image, label)
+        assert out_image.shape == (96, 96, 1) and out_label.shape == (96, 96)
+        valid = out_label > 0
+        # Bilinear resampling blurs block edges; away from edges the image still encodes the label.
+        agree = np.abs(out_image[..., 0][valid].astype(int) - out_label[valid].astype(int) * 20) <= 1
+        assert agree.mean() > 0.8
+
+
+def test_augmentation_pads_small_tiles_with_pad_label() -> None:
+    label = np.full((20, 20), 5, np.uint8)
+    image = np.full((20, 20, 1), 200, np.uint8)
+    augment = TrainAugmentation(64, scale_range=(1.0, 1.0), pad_label=0, ignore_values=(0,), seed=0)
+    out_image, out_label = augment(image, label)
+    assert out_label.shape == (64, 64)
+    assert (out_label == 0).sum() == 64 * 64 - 400
+    assert (out_image[out_label == 0] == 0).all()
+
+
+def test_augmentation_is_reproducible_after_reseed() -> None:
+    label = _striped_label(80)
+    image = np.random.default_rng(0).integers(0, 255, (80, 80, 1), np.uint8)
+    augment = TrainAugmentation(32, seed=7)
+    first = [augment(image, label)[0] for _ in range(3)]
+    augment.reseed(7)
+    second = [augment(image, label)[0] for _ in range(3)]
+    for a, b in zip(first, second, strict=False):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_normaliser_modes() -> None:
+    raw = torch.tensor([[[[0, 255]]]], dtype=torch.uint8)  # N=1, C=1, 1 x 2
+    torch.testing.assert_close(Normaliser("divide_255", 1)(raw), torch.tensor([[[[0.0, 1.0]]]]))
+    replicated = Normaliser("imagenet", 3)(raw)
+    assert replicated.shape == (1, 3, 1, 2)
+    torch.testing.assert_close(
+        replicated[0, :, 0, 1], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    )
+    custom = Normaliser("custom", 1, mean=[100.0], std=[50.0])(raw)
+    torch.testing.assert_close(custom, torch.tensor([[[[-2.0, 3.1]]]]))
+
+
+def test_normaliser_refuses_inconsistent_settings() -> None:
+    with pytest.raises(ValueError, match="needs both mean and std"):
+        Normaliser("custom", 1)
+    with pytest.raises(ValueError, match="3 channel"):
+        Normaliser("divide_255", 1)(torch.zeros(1, 3, 2, 2, dtype=torch.uint8))
