@@ -1,0 +1,33 @@
+"""Shared fixtures: a tiny synthetic OEM + OEM-SAR written once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("WANDB_SILENT", "true")
+
+from datamodules.synthetic import SyntheticConfig, generate_demo_data
+
+TINY = SyntheticConfig(
+    seed=1,
+    tile_size=64,
+    oem_regions=2,
+    oem_tiles_per_region=3,
+    sar_train_tiles=6,
+    sar_val_tiles=2,
+    sar_test_tiles=3,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only-by-convention tiny dataset; copy it before modifying anything inside."""
+    root = tmp_path_factory.mktemp("data") / "tiny"
+    generate_demo_data(root, TINY, progress=False)
+    return root
