@@ -1,0 +1,214 @@
+"""Tile indexes for the OpenEarthMap and OpenEarthMap-SAR layouts, and the dataset that reads them.
+
+Layouts (one data root holds both datasets)::
+
+    <root>/OpenEarthMap/<region>/images/<region>_<n>.tif      3-band optical
+    <root>/OpenEarthMap/<region>/labels/<region>_<n>.tif      labels 0..8
+    <root>/OpenEarthMap/{train,val,test}.txt                  file names of each split
+    <root>/OpenEarthMap-SAR/<split>/sar_images/<tile>.tif     1-band SAR
+    <root>/OpenEarthMap-SAR/<split>/rgb_images/<tile>.tif     3-band optical on the SAR grid
+    <root>/OpenEarthMap-SAR/<split>/labels/<tile>.tif         official (noisy) labels
+    <root>/OpenEarthMap-SAR/train/labels_pl/<set>/<tile>.tif  a pseudo-label set
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from datamodules.rasters import DataError, raster_info, read_label, read_raster
+
+OEM_DIR = "OpenEarthMap"
+OEM_SAR_DIR = "OpenEarthMap-SAR"
+SAR_IMAGES, RGB_IMAGES, LABELS = "sar_images", "rgb_images", "labels"
+Modality = Literal["sar", "rgb"]
+BANDS: dict[str, int] = {"sar": 1, "rgb": 3}
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One sample on disk: an image, its optional label, and the band count the image must have.
+
+    ``grid`` names a raster whose size the image must share (the SAR tile of an RGB image).
+    """
+
+    name: str
+    image: Path
+    label: Path | None
+    bands: int
+    grid: Path | None = None
+
+
+def label_folder(root: str | os.PathLike, split: str, label_set: str) -> Path:
+    """Folder of a label set of OpenEarthMap-SAR.
+
+    Args:
+        root: data root holding ``OpenEarthMap-SAR/``.
+        split: ``train``, ``val`` or ``test``.
+        label_set: ``official`` (the split's ``labels/``), or the name of a pseudo-label set under
+            ``train/labels_pl/``, or any other folder name under the split (e.g. ``labels_truth``).
+    """
+    split_dir = Path(root) / OEM_SAR_DIR / split
+    if label_set == "official":
+        return split_dir / LABELS
+    if (split_dir / label_set).is_dir():
+        return split_dir / label_set
+    return split_dir / "labels_pl" / label_set
+
+
+def _tif_names(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        raise DataError(folder, "folder does not exist")
+    names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+    if not names:
+        raise DataError(folder, "folder holds no .tif files")
+    return names
+
+
+def _warn_skipped(skipped: list[str], partner: Path) -> None:
+    if skipped:
+        shown = ", ".join(skipped[:20]) + (" ..." if len(skipped) > 20 else "")
+        warnings.warn(f"skipping {len(skipped)} tile(s) without a partner in {partner}: {shown}", stacklevel=3)
+
+
+def index_oem_sar(
+    root: str | os.PathLike,
+    split: str,
+    modality: Modality = "sar",
+    label_set: str | None = "official",
+    require_rgb: bool = False,
+) -> list[Tile]:
+    """List the tiles of one OpenEarthMap-SAR split, paired by file name.
+
+    The SAR folder defines the tiles. A tile whose required partner (RGB image when the modality is
+    ``rgb`` or ``require_rgb`` is set; the label when ``label_set`` is given) is missing is skipped,
+    with one warning naming the skipped tiles.
+
+    Raises:
+        DataError: a missing or empty folder, or no tile left after pairing.
+    """
+    split_dir = Path(root) / OEM_SAR_DIR / split
+    names = _tif_names(split_dir / SAR_IMAGES)
+    image_dir = split_dir / (RGB_IMAGES if modality == "rgb" else SAR_IMAGES)
+    if modality == "rgb" or require_rgb:
+        available = set(_tif_names(split_dir / RGB_IMAGES))
+        _warn_skipped([n for n in names if n not in available], split_dir / RGB_IMAGES)
+        names = [n for n in names if n in available]
+    labels_dir = None
+    if label_set is not None:
+        labels_dir = label_folder(root, split, label_set)
+        available = set(_tif_names(labels_dir))
+        _warn_skipped([n for n in names if n not in available], labels_dir)
+        names = [n for n in names if n in available]
+    if not names:
+        raise DataError(split_dir, "no complete tile after pairing images with their partners")
+    sar_dir = split_dir / SAR_IMAGES
+    return [
+        Tile(
+            n,
+            image_dir / n,
+            labels_dir / n if labels_dir else None,
+            BANDS[modality],
+            grid=sar_dir / n if modality == "rgb" else None,
+        )
+        for n in names
+    ]
+
+
+def index_oem(root: str | os.PathLike, splits: Sequence[str], with_labels: bool = True) -> list[Tile]:
+    """List the OpenEarthMap tiles named in the split files (``train.txt`` etc.).
+
+    Raises:
+        DataError: a missing or empty split file, or an image it names that does not exist.
+    """
+    oem = Path(root) / OEM_DIR
+    tiles: list[Tile] = []
+    for split in splits:
+        split_file = oem / f"{split}.txt"
+        if not split_file.is_file():
+            raise DataError(split_file, "split list does not exist")
+        names = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
+        if not names:
+            raise DataError(split_file, "split list is empty")
+        missing_labels: list[str] = []
+        for name in names:
+            region = name.rsplit("_", 1)[0]
+            image = oem / region / "images" / name
+            if not image.is_file():
+                raise DataError(image, f"listed in {split_file.name} but does not exist")
+            label = oem / region / "labels" / name
+            if with_labels and not label.is_file():
+                missing_labels.append(name)
+                continue
+            tiles.append(Tile(name, image, label if with_labels else None, BANDS["rgb"]))
+        _warn_skipped(missing_labels, oem / "<region>" / "labels")
+    if not tiles:
+        raise DataError(oem, f"no labelled tile in splits {list(splits)}")
+    return tiles
+
+
+def read_tile(tile: Tile) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a tile as an (H, W, C) image and an (H, W) uint8 label (or None).
+
+    Raises:
+        DataError: unreadable file, wrong band count, NaN/inf, bad label values, or image and label
+            of different sizes (the message names both files).
+    """
+    image = read_raster(tile.image, bands=tile.bands)
+    height, width = image.shape[1:]
+    if tile.grid is not None:
+        grid = raster_info(tile.grid)
+        if grid.shape != (height, width):
+            raise DataError(tile.image, f"size {width}x{height} differs from {tile.grid} ({grid.width}x{grid.height})")
+    label = None
+    if tile.label is not None:
+        label = read_label(tile.label)
+        if label.shape != (height, width):
+            raise DataError(
+                tile.label,
+                f"size {label.shape[1]}x{label.shape[0]} differs from its image {tile.image} ({width}x{height})",
+            )
+    return np.moveaxis(image, 0, -1), label
+
+
+class TileDataset(Dataset):
+    """Reads tiles and applies an optional (image, label) augmentation.
+
+    Items are dicts: ``image`` (C, H, W) tensor of raw pixel values (uint8 or float32), ``mask``
+    (H, W) int64 tensor (only for labelled tiles) and ``name``. Normalisation happens on the batch,
+    after transfer to the device (see :class:`datamodules.transforms.Normaliser`).
+    """
+
+    def __init__(
+        self,
+        tiles: Sequence[Tile],
+        augment: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        self.tiles = list(tiles)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        tile = self.tiles[index]
+        image, label = read_tile(tile)
+        if self.augment is not None:
+            if label is None:
+                raise ValueError(f"{tile.image}: augmentation needs a label but the tile has none")
+            image, label = self.augment(image, label)
+        item: dict[str, torch.Tensor | str] = {
+            "image": torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0))),
+            "name": tile.name,
+        }
+        if label is not None:
+            item["mask"] = torch.from_numpy(np.ascontiguousarray(label)).long()
+        return item
