@@ -1,0 +1,145 @@
+"""Stage-2 LightningDataModule: OpenEarthMap-SAR SAR tiles with official labels or a pseudo-label set."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, RandomSampler, get_worker_info
+
+from datamodules.classes import BACKGROUND, PADDING
+from datamodules.datasets import TileDataset, index_oem_sar
+from datamodules.synthetic import SyntheticConfig, demo_data_complete, generate_demo_data
+from datamodules.transforms import NormalisationMode, Normaliser, TrainAugmentation
+
+
+def _seed_worker_augmentation(worker_id: int) -> None:
+    """Give each loader worker its own, reproducible augmentation stream (derived from torch's seed)."""
+    info = get_worker_info()
+    augment = getattr(info.dataset, "augment", None) if info else None
+    if isinstance(augment, TrainAugmentation):
+        augment.reseed(torch.initial_seed() % 2**31)
+
+
+class SARDataModule(L.LightningDataModule):
+    """OpenEarthMap-SAR SAR tiles for training a SAR segmenter.
+
+    Args:
+        root: data root holding ``OpenEarthMap-SAR/`` (and ``OpenEarthMap/``).
+        label_set: ``official`` (``train/labels``) or the name of a pseudo-label set
+            (``train/labels_pl/<name>``) or another label folder under ``train/``.
+        crop_size: side of the square training crops.
+        batch_size: training batch size per device.
+        val_batch_size: validation/test batch size (whole tiles; keep 1 if tiles differ in size).
+        num_workers: data-loader worker processes.
+        in_channels: model input channels; the SAR band is replicated when 3.
+        normalisation: ``divide_255`` (contest baseline), ``imagenet`` (reference code) or ``custom``.
+        mean: per-channel mean in pixel units for ``custom``.
+        std: per-channel standard deviation in pixel units for ``custom``.
+        scale_range: random rescale range of the training augmentation.
+        cat_max_ratio: a training crop is redrawn (up to 10 times) while one class covers more than this.
+        val_source: ``val`` (the ``val`` split with its labels) or ``train_holdout`` (the last
+            ``holdout_fraction`` of train tiles sorted by name, a contiguous block: neighbouring tile
+            numbers share a region, so a block leaks less than a random pick).
+        holdout_fraction: fraction of train tiles held out when ``val_source`` is ``train_holdout``.
+        val_label_set: label folder used to score validation (``official`` = the split's labels).
+        samples_per_epoch: crops drawn per training epoch (None: one pass over the tiles).
+        demo_data: when set and ``root`` does not exist, generate the synthetic dataset there first.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/demo",
+        label_set: str = "official",
+        crop_size: int = 512,
+        batch_size: int = 8,
+        val_batch_size: int = 1,
+        num_workers: int = 2,
+        in_channels: int = 1,
+        normalisation: NormalisationMode = "divide_255",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        scale_range: tuple[float, float] = (0.5, 2.0),
+        cat_max_ratio: float = 0.75,
+        val_source: Literal["val", "train_holdout"] = "val",
+        holdout_fraction: float = 0.1,
+        val_label_set: str = "official",
+        samples_per_epoch: int | None = None,
+        demo_data: SyntheticConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = Path(root)
+        self.normaliser = Normaliser(normalisation, in_channels, mean, std)
+        self.train_set: TileDataset | None = None
+        self.val_set: TileDataset | None = None
+        self.test_set: TileDataset | None = None
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset if asked to and absent (runs on one process per node)."""
+        if self.hparams.demo_data is not None and not demo_data_complete(self.root):
+            generate_demo_data(self.root, self.hparams.demo_data)
+
+    def setup(self, stage: str) -> None:
+        """Index the tiles of the splits ``stage`` needs (headers are not read here)."""
+        hp = self.hparams
+        if stage in ("fit", "validate"):
+            train_tiles = index_oem_sar(self.root, "train", "sar", hp.label_set)
+            if hp.val_source == "train_holdout":
+                n_val = max(1, math.ceil(hp.holdout_fraction * len(train_tiles)))
+                if n_val >= len(train_tiles):
+                    raise ValueError(f"holdout_fraction {hp.holdout_fraction} leaves no training tile")
+                val_tiles = train_tiles[-n_val:]
+                train_tiles = train_tiles[:-n_val]
+            else:
+                val_tiles = index_oem_sar(self.root, "val", "sar", hp.val_label_set)
+            augment = TrainAugmentation(
+                hp.crop_size,
+                scale_range=tuple(hp.scale_range),
+                cat_max_ratio=hp.cat_max_ratio,
+                ignore_values=(BACKGROUND, PADDING),
+                pad_label=BACKGROUND,
+            )
+            self.train_set = TileDataset(train_tiles, augment)
+            self.val_set = TileDataset(val_tiles)
+        if stage == "test":
+            self.test_set = TileDataset(index_oem_sar(self.root, "test", "sar", "official"))
+
+    def _loader(self, dataset: TileDataset | None, batch_size: int, train: bool = False) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("setup() has not indexed this split")
+        sampler, samples = None, len(dataset)
+        if train:
+            if isinstance(dataset.augment, TrainAugmentation):
+                # Seeds the main-process stream from torch's RNG, which seed_everything sets.
+                dataset.augment.reseed(int(torch.randint(0, 2**31 - 1, ()).item()))
+            samples = self.hparams.samples_per_epoch or len(dataset)
+            sampler = RandomSampler(dataset, num_samples=samples)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+            worker_init_fn=_seed_worker_augmentation,
+            drop_last=train and samples >= batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.hparams.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.hparams.val_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.hparams.val_batch_size)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Normalise raw pixels on the device (uint8 travels to the GPU, 4x less than float32)."""
+        batch["raw_image"] = batch["image"]
+        batch["image"] = self.normaliser(batch["image"])
+        return batch

@@ -1,0 +1,209 @@
+"""The shared segmentation task: network, optimiser and schedule, evaluation metrics, overlays."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from datamodules.classes import CLASS_NAMES, PADDING, colourise
+from lightning_modules.metrics import LandCoverIoU
+from lightning_modules.models import Architecture, build_model, is_norm_parameter
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Which network to build (see :func:`lightning_modules.models.build_model`)."""
+
+    arch: Architecture = "Unet"
+    encoder: str = "resnet18"
+    encoder_weights: str | None = None
+    in_channels: int = 1
+    num_classes: int = 9
+    bn_momentum: float | None = None
+    output_stride: int = 32
+    """Inputs are padded to a multiple of this before the forward pass."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and learning-rate schedule: linear warm-up, then polynomial decay to 0."""
+
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    lr: float = 6e-5
+    weight_decay: float = 0.01
+    head_lr_mult: float = 10.0
+    """Learning-rate multiplier of everything outside the encoder (decoder and head)."""
+    norm_weight_decay: float = 0.0
+    warmup_steps: int = 1500
+    warmup_ratio: float = 1e-6
+    """Learning-rate factor at step 0 of the warm-up."""
+    poly_power: float = 1.0
+
+
+def warmup_poly_factor(step: int, warmup_steps: int, total_steps: int, power: float, warmup_ratio: float) -> float:
+    """Learning-rate factor at ``step``: linear warm-up from ``warmup_ratio`` to 1, then poly decay to 0."""
+    if step < warmup_steps:
+        return warmup_ratio + (1.0 - warmup_ratio) * step / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return max(0.0, 1.0 - progress) ** power
+
+
+def parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+    """Split parameters into (encoder | head) x (decayed | norm) groups with their lr and weight decay."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    encoder = getattr(model, "encoder", None)
+    encoder_params = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    for module in model.modules():
+        norm = is_norm_parameter(module)
+        for param in module.parameters(recurse=False):
+            if param.requires_grad:
+                groups.setdefault((id(param) not in encoder_params, norm), []).append(param)
+    return [
+        {
+            "params": params,
+            "lr": optim.lr * (optim.head_lr_mult if head else 1.0),
+            "weight_decay": optim.norm_weight_decay if norm else optim.weight_decay,
+            "name": f"{'head' if head else 'encoder'}{'_norm' if norm else ''}",
+        }
+        for (head, norm), params in sorted(groups.items())
+    ]
+
+
+def overlay_strip(raw_image: torch.Tensor, *labels: torch.Tensor) -> np.ndarray:
+    """Side-by-side RGB strip: the image (first channel grey, or RGB) then each label in class colours."""
+    image = raw_image.detach().float().cpu()
+    image = image[:3] if image.shape[0] >= 3 else image[:1].expand(3, -1, -1)
+    lo, hi = image.min(), image.max()
+    image = ((image - lo) / (hi - lo + 1e-6) * 255).byte().permute(1, 2, 0).numpy()
+    panels = [image] + [colourise(lab.detach().cpu().numpy().astype(np.uint8)) for lab in labels]
+    return np.concatenate(panels, axis=1)
+
+
+class SegmentationTask(L.LightningModule):
+    """Base of the stage-1 and stage-2 tasks.
+
+    Subclasses implement ``training_step`` and, if needed, ``eval_loss``. This class builds the
+    network, the optimiser and schedule, and evaluates validation/test batches with the official
+    metric (mIoU over classes 1..8; a 0-labelled pixel predicted as k is a false positive of k).
+    Batches are dicts with ``image`` (normalised), ``raw_image`` and ``mask``.
+    """
+
+    def __init__(self, network: NetworkConfig, optim: OptimConfig, num_overlays: int = 4) -> None:
+        super().__init__()
+        self.network_config = network
+        self.optim_config = optim
+        self.num_overlays = num_overlays
+        self.model = self.configure_network()
+        self.val_metric = LandCoverIoU()
+        self.test_metric = LandCoverIoU()
+        self._overlays: list[np.ndarray] = []
+
+    def configure_network(self) -> nn.Module:
+        """Build the network from ``self.network_config``."""
+        cfg = self.network_config
+        return build_model(
+            cfg.arch, cfg.encoder, cfg.in_channels, cfg.num_classes, cfg.encoder_weights, cfg.bn_momentum
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C, H, W) for normalised images of any size (padded to the output stride inside)."""
+        height, width = images.shape[-2:]
+        stride = self.network_config.output_stride
+        pad_h, pad_w = (-height) % stride, (-width) % stride
+        if pad_h or pad_w:
+            images = F.pad(images, (0, pad_w, 0, pad_h))
+        return self.model(images)[..., :height, :width]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optim = self.optim_config
+        groups = parameter_groups(self.model, optim)
+        if optim.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+        else:
+            optimizer = torch.optim.Adam(groups, lr=optim.lr)
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
+        if not math.isfinite(total) or total <= 0:
+            raise ValueError("set trainer.max_steps or trainer.max_epochs: the poly schedule needs a length")
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: warmup_poly_factor(step, optim.warmup_steps, total, optim.poly_power, optim.warmup_ratio),
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def eval_loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        """Loss reported on validation/test batches; None to report none."""
+        return None
+
+    def _evaluate(self, batch: dict[str, Any], batch_idx: int, split: str) -> None:
+        logits = self(batch["image"])
+        mask = batch["mask"]
+        metric = self.val_metric if split == "val" else self.test_metric
+        metric.update(logits, mask)
+        loss = self.eval_loss(logits, mask)
+        if loss is not None:
+            self.log(f"{split}/loss", loss, batch_size=mask.shape[0], sync_dist=True)
+        if split == "val" and len(self._overlays) < self.num_overlays and not self.trainer.sanity_checking:
+            preds = logits.argmax(1)
+            for i in range(min(mask.shape[0], self.num_overlays - len(self._overlays))):
+                label = mask[i].masked_fill(mask[i] == PADDING, 0)
+                self._overlays.append(overlay_strip(batch["raw_image"][i], preds[i], label))
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_evaluation(self.val_metric, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_evaluation(self.test_metric, "test")
+
+    def _finish_evaluation(self, metric: LandCoverIoU, split: str) -> None:
+        scores = metric.compute()
+        confusion = metric.confusion_matrix().cpu()
+        metric.reset()
+        if self.trainer.sanity_checking:
+            self._overlays.clear()
+            return
+        self.log_dict({f"{split}/{k}": v for k, v in scores.items()})
+        self.print(format_iou_table(scores, f"{split} after {self.global_step} steps"))
+        self._log_media(split, confusion)
+
+    def _log_media(self, split: str, confusion: torch.Tensor) -> None:
+        """Overlays and confusion matrix to loggers that take media (W&B); rank 0 only."""
+        overlays, self._overlays = self._overlays, []
+        if self.global_rank != 0:
+            return
+        for logger in self.loggers:
+            if overlays and hasattr(logger, "log_image"):
+                logger.log_image(
+                    key=f"{split}/overlays",
+                    images=overlays,
+                    caption=["image | prediction | label"] * len(overlays),
+                    step=self.global_step,
+                )
+            if hasattr(logger, "log_table"):
+                logger.log_table(
+                    key=f"{split}/confusion_matrix",
+                    columns=["reference \\ predicted", *CLASS_NAMES],
+                    data=[[name, *row.tolist()] for name, row in zip(CLASS_NAMES, confusion, strict=False)],
+                    step=self.global_step,
+                )
+
+
+def format_iou_table(scores: dict[str, torch.Tensor], title: str) -> str:
+    """Text table of mIoU and per-class IoU, for the console."""
+    lines = [f"{title}: mIoU {float(scores['mIoU']):.4f}"]
+    for key, value in scores.items():
+        if key != "mIoU":
+            lines.append(f"  {key.split('/', 1)[-1]:<18} {float(value):.4f}")
+    return "\n".join(lines)

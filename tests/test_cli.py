@@ -1,0 +1,98 @@
+"""The command line end to end, in subprocesses, on tiny generated data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from lightning_modules.base import NetworkConfig
+from lightning_modules.models import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIGS = sorted((REPO / "experiments").glob("demo*.yaml"))
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_fit_writes_checkpoints_and_logs_miou(tiny_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_cli(
+        "fit",
+        "--config", str(REPO / "experiments/demo_sar.yaml"),
+        "--data.root", str(tiny_root),
+        "--data.crop_size", "64",
+        "--data.batch_size", "2",
+        "--data.num_workers", "0",
+        "--trainer.max_steps", "4",
+        "--trainer.val_check_interval", "2",
+        "--trainer.default_root_dir", str(out),
+        "--trainer.logger.init_args.save_dir", str(out),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "val after 4 steps: mIoU" in result.stdout
+    assert "Building" in result.stdout  # the per-class table
+    checkpoints = {p.name: p for p in out.rglob("*.ckpt")}
+    assert "last.ckpt" in checkpoints and any(n.startswith("best-") for n in checkpoints)
+    state = torch.load(checkpoints["last.ckpt"], map_location="cpu", weights_only=False)
+    assert state["global_step"] == 4
+    monitor = next(v for k, v in state["callbacks"].items() if "val/mIoU" in k)
+    assert 0.0 <= float(monitor["best_model_score"]) <= 1.0  # val/mIoU was logged and monitored
+    (run_file,) = out.glob("wandb/offline-run-*/run-*.wandb")
+    assert b"val/mIoU" in run_file.read_bytes() and b"IoU/Building" in run_file.read_bytes()
+    assert (out / "config.yaml").is_file()
+
+
+def test_print_config_shows_every_option() -> None:
+    result = run_cli("fit", "--config", str(REPO / "experiments/demo_sar.yaml"), "--print_config", cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = yaml.safe_load(result.stdout)
+    model = config["model"]["init_args"]
+    assert set(model["loss"]) >= {"sce_weight", "lovasz_weight", "ce_weight", "sce_alpha", "sce_beta", "sce_A"}
+    assert model["loss"]["sce_beta"] == 2.0 and model["optim"]["head_lr_mult"] == 10.0
+    assert set(model["network"]) >= {"arch", "encoder", "encoder_weights", "bn_momentum"}
+    data = config["data"]["init_args"]
+    assert data["cat_max_ratio"] == 0.75 and data["demo_data"]["tile_size"] > 0
+    assert config["checkpoint"]["monitor"] == "val/mIoU"
+
+
+def test_typo_in_config_fails_at_parse_time() -> None:
+    result = run_cli(
+        "fit", "--config", str(REPO / "experiments/demo_sar.yaml"), "--model.init_args.loss.sce_betta", "1", cwd=REPO
+    )
+    assert result.returncode != 0
+    assert "sce_betta" in result.stderr
+
+
+def test_make_demo_data_command(tmp_path: Path) -> None:
+    result = run_cli(
+        "make-demo-data", "--root", str(tmp_path / "d"), "--settings.tile_size", "32",
+        "--settings.sar_train_tiles", "2", "--settings.sar_val_tiles", "1", "--settings.sar_test_tiles", "1",
+        "--settings.oem_regions", "1", "--settings.oem_tiles_per_region", "2", "--progress", "false",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list((tmp_path / "d/OpenEarthMap-SAR/train/sar_images").glob("*.tif"))) == 2
+
+
+@pytest.mark.parametrize("config_path", DEMO_CONFIGS, ids=lambda p: p.name)
+def test_demo_networks_keep_batchnorm_statistics_current(config_path: Path) -> None:
+    """Guard against eval-mode collapse: BatchNorm momentum 0.01 (smp EfficientNets) lags in short CPU runs."""
+    config = yaml.safe_load(config_path.read_text())
+    network = config.get("model", {}).get("init_args", {}).get("network", {})
+    model = build_model(**{k: v for k, v in vars(NetworkConfig(**network)).items() if k != "output_stride"})
+    momenta = [m.momentum for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert all(m is None or m >= 0.1 for m in momenta)
