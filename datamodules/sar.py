@@ -48,7 +48,8 @@ class SARDataModule(L.LightningDataModule):
         holdout_fraction: fraction of train tiles held out when ``val_source`` is ``train_holdout``.
         val_label_set: label folder used to score validation (``official`` = the split's labels).
         samples_per_epoch: crops drawn per training epoch (None: one pass over the tiles).
-        demo_data: when set and ``root`` does not exist, generate the synthetic dataset there first.
+        demo_data: when ``root`` does not exist, generate the synthetic dataset there first.
+        demo_settings: size, seed and difficulty of that synthetic dataset.
     """
 
     def __init__(
@@ -69,11 +70,13 @@ class SARDataModule(L.LightningDataModule):
         holdout_fraction: float = 0.1,
         val_label_set: str = "official",
         samples_per_epoch: int | None = None,
-        demo_data: SyntheticConfig | None = None,
+        demo_data: bool = False,
+        demo_settings: SyntheticConfig = SyntheticConfig(),
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.root = Path(root)
+        self.demo_settings = demo_settings  # LightningCLI stores hparams as plain dicts; keep the object
         self.normaliser = Normaliser(normalisation, in_channels, mean, std)
         self.train_set: TileDataset | None = None
         self.val_set: TileDataset | None = None
@@ -81,8 +84,8 @@ class SARDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Generate the synthetic dataset if asked to and absent (runs on one process per node)."""
-        if self.hparams.demo_data is not None and not demo_data_complete(self.root):
-            generate_demo_data(self.root, self.hparams.demo_data)
+        if self.hparams.demo_data and not demo_data_complete(self.root):
+            generate_demo_data(self.root, self.demo_settings)
 
     def setup(self, stage: str) -> None:
         """Index the tiles of the splits ``stage`` needs (headers are not read here)."""

@@ -98,7 +98,7 @@ class SyntheticConfig:
     oem_regions: int = 4
     oem_tiles_per_region: int = 4
     sar_train_tiles: int = 32
-    sar_val_tiles: int = 8
+    sar_val_tiles: int = 16
     sar_test_tiles: int = 8
     speckle_looks: float = 2.0
     label_noise: float = 0.3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ import torch
 import yaml
 from torch import nn
 
+from datamodules.synthetic import demo_data_complete
 from lightning_modules.base import NetworkConfig
 from lightning_modules.models import build_model
+from tests.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIGS = sorted((REPO / "experiments").glob("demo*.yaml"))
@@ -27,12 +30,13 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_fit_writes_checkpoints_and_logs_miou(tiny_root: Path, tmp_path: Path) -> None:
+def test_fit_generates_data_writes_checkpoints_and_logs_miou(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = run_cli(
         "fit",
         "--config", str(REPO / "experiments/demo_sar.yaml"),
-        "--data.root", str(tiny_root),
+        "--data.root", str(tmp_path / "fresh"),
+        *[f"--data.demo_settings.{k}={v}" for k, v in asdict(TINY).items()],
         "--data.crop_size", "64",
         "--data.batch_size", "2",
         "--data.num_workers", "0",
@@ -54,6 +58,7 @@ def test_fit_writes_checkpoints_and_logs_miou(tiny_root: Path, tmp_path: Path) -
     (run_file,) = out.glob("wandb/offline-run-*/run-*.wandb")
     assert b"val/mIoU" in run_file.read_bytes() and b"IoU/Building" in run_file.read_bytes()
     assert (out / "config.yaml").is_file()
+    assert demo_data_complete(tmp_path / "fresh")
 
 
 def test_print_config_shows_every_option() -> None:
@@ -65,7 +70,7 @@ def test_print_config_shows_every_option() -> None:
     assert model["loss"]["sce_beta"] == 2.0 and model["optim"]["head_lr_mult"] == 10.0
     assert set(model["network"]) >= {"arch", "encoder", "encoder_weights", "bn_momentum"}
     data = config["data"]["init_args"]
-    assert data["cat_max_ratio"] == 0.75 and data["demo_data"]["tile_size"] > 0
+    assert data["cat_max_ratio"] == 0.75 and data["demo_settings"]["tile_size"] > 0
     assert config["checkpoint"]["monitor"] == "val/mIoU"
 
 

@@ -71,7 +71,7 @@ def test_samples_per_epoch_sets_epoch_length(tiny_root: Path) -> None:
 
 def test_demo_data_is_generated_when_root_is_missing(tmp_path: Path) -> None:
     config = replace(TINY, sar_train_tiles=3, sar_val_tiles=1, sar_test_tiles=1, oem_tiles_per_region=2)
-    dm = SARDataModule(root=str(tmp_path / "fresh"), num_workers=0, demo_data=config)
+    dm = SARDataModule(root=str(tmp_path / "fresh"), num_workers=0, demo_data=True, demo_settings=config)
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.train_set) == 3 and len(dm.val_set) == 1

@@ -13,17 +13,9 @@ from scipy import ndimage
 from datamodules import synthetic
 from datamodules.rasters import raster_info, read_label, read_raster
 from datamodules.synthetic import SyntheticConfig, demo_data_complete, generate_demo_data
+from tests.conftest import TINY as SHARED_TINY
 
-TINY = SyntheticConfig(
-    seed=3,
-    tile_size=64,
-    oem_regions=2,
-    oem_tiles_per_region=3,
-    sar_train_tiles=4,
-    sar_val_tiles=2,
-    sar_test_tiles=4,
-    nodata_test_fraction=0.5,
-)
+TINY = replace(SHARED_TINY, seed=3, sar_train_tiles=4, sar_test_tiles=4, nodata_test_fraction=0.5)
 OEM_NAMES = [f"{region}_{n}.tif" for region in ("aachen", "chiclayo") for n in (1, 2, 3)]
 SAR = "OpenEarthMap-SAR"
 
