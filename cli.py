@@ -31,16 +31,12 @@ TRAINER_DEFAULTS = {
 
 
 class MapperCLI(LightningCLI):
-    """LightningCLI with always-present, configurable checkpoints (best val mIoU, latest) and lr logging.
-
-    The data's ``in_channels`` is linked to the network's so that the two cannot disagree.
-    """
+    """LightningCLI with always-present, configurable checkpoints (best val mIoU, latest) and lr logging."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
-        parser.link_arguments("data.init_args.in_channels", "model.init_args.network.in_channels")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/mIoU",

@@ -183,7 +183,8 @@ class TileDataset(Dataset):
     """Reads tiles and applies an optional (image, label) augmentation.
 
     Items are dicts: ``image`` (C, H, W) tensor of raw pixel values (uint8 or float32), ``mask``
-    (H, W) int64 tensor (only for labelled tiles) and ``name``. Normalisation happens on the batch,
+    (H, W) int64 tensor and ``name``. Unlabelled tiles have no ``mask`` unless augmented; then it
+    is 0 on image pixels and the augmentation's pad label on padding. Normalisation happens on the batch,
     after transfer to the device (see :class:`datamodules.transforms.Normaliser`).
     """
 
@@ -202,8 +203,8 @@ class TileDataset(Dataset):
         tile = self.tiles[index]
         image, label = read_tile(tile)
         if self.augment is not None:
-            if label is None:
-                raise ValueError(f"{tile.image}: augmentation needs a label but the tile has none")
+            if label is None:  # unlabelled: after padding, the mask marks padded pixels with PADDING
+                label = np.zeros(image.shape[:2], np.uint8)
             image, label = self.augment(image, label)
         item: dict[str, torch.Tensor | str] = {
             "image": torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0))),

@@ -8,21 +8,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
-import torch
-from torch.utils.data import DataLoader, RandomSampler, get_worker_info
+from torch.utils.data import DataLoader
 
 from datamodules.classes import BACKGROUND, PADDING
 from datamodules.datasets import TileDataset, index_oem_sar
+from datamodules.loaders import normalise_batch, tile_loader
 from datamodules.synthetic import SyntheticConfig, demo_data_complete, generate_demo_data
 from datamodules.transforms import NormalisationMode, Normaliser, TrainAugmentation
-
-
-def _seed_worker_augmentation(worker_id: int) -> None:
-    """Give each loader worker its own, reproducible augmentation stream (derived from torch's seed)."""
-    info = get_worker_info()
-    augment = getattr(info.dataset, "augment", None) if info else None
-    if isinstance(augment, TrainAugmentation):
-        augment.reseed(torch.initial_seed() % 2**31)
 
 
 class SARDataModule(L.LightningDataModule):
@@ -115,22 +107,8 @@ class SARDataModule(L.LightningDataModule):
     def _loader(self, dataset: TileDataset | None, batch_size: int, train: bool = False) -> DataLoader:
         if dataset is None:
             raise RuntimeError("setup() has not indexed this split")
-        sampler, samples = None, len(dataset)
-        if train:
-            if isinstance(dataset.augment, TrainAugmentation):
-                # Seeds the main-process stream from torch's RNG, which seed_everything sets.
-                dataset.augment.reseed(int(torch.randint(0, 2**31 - 1, ()).item()))
-            samples = self.hparams.samples_per_epoch or len(dataset)
-            sampler = RandomSampler(dataset, num_samples=samples)
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-            worker_init_fn=_seed_worker_augmentation,
-            drop_last=train and samples >= batch_size,
-        )
+        samples = self.hparams.samples_per_epoch if train else None
+        return tile_loader(dataset, batch_size, self.hparams.num_workers, train=train, samples=samples)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.hparams.batch_size, train=True)
@@ -143,6 +121,4 @@ class SARDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Normalise raw pixels on the device (uint8 travels to the GPU, 4x less than float32)."""
-        batch["raw_image"] = batch["image"]
-        batch["image"] = self.normaliser(batch["image"])
-        return batch
+        return normalise_batch(batch, self.normaliser)

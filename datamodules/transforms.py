@@ -156,3 +156,33 @@ class TrainAugmentation:
         )
         out = self.flip_rotate(image=np.ascontiguousarray(image), mask=np.ascontiguousarray(label))
         return out["image"], out["mask"]
+
+
+class PhotometricDistortion:
+    """Source-only colour distortion as a ``before_crop`` step, so the padding added later stays black.
+
+    Defaults approximate mmseg's PhotoMetricDistortion (brightness delta 32 of 255, contrast and
+    saturation 0.5-1.5, hue delta 18 of OpenCV's 180) with albumentations' ColorJitter, applied
+    with probability ``p``. Its randomness is drawn from the pipeline's generator.
+    """
+
+    def __init__(
+        self,
+        brightness: float = 0.125,
+        contrast: float = 0.5,
+        saturation: float = 0.5,
+        hue: float = 0.1,
+        p: float = 0.5,
+    ) -> None:
+        self.jitter = A.ColorJitter(
+            brightness=(1 - brightness, 1 + brightness),
+            contrast=(1 - contrast, 1 + contrast),
+            saturation=(1 - saturation, 1 + saturation),
+            hue=(-hue, hue),
+            p=p,
+        )
+
+    def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Distort the colours of an (H, W, 3) uint8 image; the label passes through."""
+        self.jitter.set_random_seed(int(rng.integers(0, 2**31 - 1)))
+        return self.jitter(image=image)["image"], label

@@ -101,9 +101,27 @@ class SegmentationTask(L.LightningModule):
         self.optim_config = optim
         self.num_overlays = num_overlays
         self.model = self.configure_network()
-        self.val_metric = LandCoverIoU()
+        self.val_names: list[str] = ["val"]
+        self.val_metrics = nn.ModuleList([LandCoverIoU()])
         self.test_metric = LandCoverIoU()
         self._overlays: list[np.ndarray] = []
+
+    def setup(self, stage: str) -> None:
+        """Check data and network agree on input channels; one metric per validation loader.
+
+        Validation loaders are named by the datamodule's ``val_names`` (default ``val``).
+        """
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        normaliser = getattr(datamodule, "normaliser", None)
+        if normaliser is not None and normaliser.in_channels != self.network_config.in_channels:
+            raise ValueError(
+                f"the data gives {normaliser.in_channels} input channel(s) but the network expects "
+                f"{self.network_config.in_channels}: set data in_channels and model network.in_channels alike"
+            )
+        names = list(getattr(datamodule, "val_names", ["val"]))
+        if names != self.val_names:
+            self.val_names = names
+            self.val_metrics = nn.ModuleList([LandCoverIoU() for _ in names])
 
     def configure_network(self) -> nn.Module:
         """Build the network from ``self.network_config``."""
@@ -114,12 +132,15 @@ class SegmentationTask(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, C, H, W) for normalised images of any size (padded to the output stride inside)."""
+        return self._padded_forward(self.model, images)
+
+    def _padded_forward(self, network: nn.Module, images: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
         stride = self.network_config.output_stride
         pad_h, pad_w = (-height) % stride, (-width) % stride
         if pad_h or pad_w:
             images = F.pad(images, (0, pad_w, 0, pad_h))
-        return self.model(images)[..., :height, :width]
+        return network(images)[..., :height, :width]
 
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.optim_config
@@ -141,28 +162,33 @@ class SegmentationTask(L.LightningModule):
         """Loss reported on validation/test batches; None to report none."""
         return None
 
-    def _evaluate(self, batch: dict[str, Any], batch_idx: int, split: str) -> None:
+    def _evaluate(self, batch: dict[str, Any], metric: LandCoverIoU, split: str) -> None:
         logits = self(batch["image"])
         mask = batch["mask"]
-        metric = self.val_metric if split == "val" else self.test_metric
         metric.update(logits, mask)
         loss = self.eval_loss(logits, mask)
         if loss is not None:
-            self.log(f"{split}/loss", loss, batch_size=mask.shape[0], sync_dist=True)
-        if split == "val" and len(self._overlays) < self.num_overlays and not self.trainer.sanity_checking:
+            self.log(f"{split}/loss", loss, batch_size=mask.shape[0], sync_dist=True, add_dataloader_idx=False)
+        if split == self.val_names[0] and len(self._overlays) < self.num_overlays and not self.trainer.sanity_checking:
             preds = logits.argmax(1)
             for i in range(min(mask.shape[0], self.num_overlays - len(self._overlays))):
                 label = mask[i].masked_fill(mask[i] == PADDING, 0)
                 self._overlays.append(overlay_strip(batch["raw_image"][i], preds[i], label))
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, self.val_metrics[dataloader_idx], self.val_names[dataloader_idx])
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test")
+        self._evaluate(batch, self.test_metric, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Class probabilities and hard labels of whole tiles."""
+        probs = self(batch["image"]).softmax(dim=1)
+        return {"name": batch["name"], "probs": probs, "label": probs.argmax(dim=1)}
 
     def on_validation_epoch_end(self) -> None:
-        self._finish_evaluation(self.val_metric, "val")
+        for name, metric in zip(self.val_names, self.val_metrics, strict=True):
+            self._finish_evaluation(metric, name)
 
     def on_test_epoch_end(self) -> None:
         self._finish_evaluation(self.test_metric, "test")
@@ -174,13 +200,13 @@ class SegmentationTask(L.LightningModule):
         if self.trainer.sanity_checking:
             self._overlays.clear()
             return
-        self.log_dict({f"{split}/{k}": v for k, v in scores.items()})
+        self.log_dict({f"{split}/{k}": v for k, v in scores.items()}, add_dataloader_idx=False)
         self.print(format_iou_table(scores, f"{split} after {self.global_step} steps"))
         self._log_media(split, confusion)
 
     def _log_media(self, split: str, confusion: torch.Tensor) -> None:
         """Overlays and confusion matrix to loggers that take media (W&B); rank 0 only."""
-        overlays, self._overlays = self._overlays, []
+        overlays, self._overlays = (self._overlays, []) if split == self.val_names[0] else ([], self._overlays)
         if self.global_rank != 0:
             return
         for logger in self.loggers:

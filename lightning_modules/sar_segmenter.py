@@ -71,8 +71,3 @@ class SARSegmenter(SegmentationTask):
 
     def eval_loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.criterion(logits, self._supervision(mask))[0]
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Class probabilities and hard labels of whole tiles."""
-        probs = self(batch["image"]).softmax(dim=1)
-        return {"name": batch["name"], "probs": probs, "label": probs.argmax(dim=1)}

@@ -1,0 +1,53 @@
+"""Data loaders shared by the stage-1 and stage-2 datamodules: seeding, sampling, batch normalisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, RandomSampler, get_worker_info
+
+from datamodules.datasets import TileDataset
+from datamodules.transforms import Normaliser, TrainAugmentation
+
+
+def seed_worker_augmentation(worker_id: int) -> None:
+    """Give each loader worker its own, reproducible augmentation stream (derived from torch's seed)."""
+    info = get_worker_info()
+    augment = getattr(info.dataset, "augment", None) if info else None
+    if isinstance(augment, TrainAugmentation):
+        augment.reseed(torch.initial_seed() % 2**31)
+
+
+def tile_loader(
+    dataset: TileDataset, batch_size: int, num_workers: int, train: bool = False, samples: int | None = None
+) -> DataLoader:
+    """A loader over tiles; for training, ``samples`` random items per epoch (default: one pass).
+
+    Training augmentation in the main process is seeded from torch's RNG (which seed_everything
+    sets); workers reseed themselves from their own torch seed.
+    """
+    sampler = None
+    if train:
+        if isinstance(dataset.augment, TrainAugmentation):
+            dataset.augment.reseed(int(torch.randint(0, 2**31 - 1, ()).item()))
+        samples = samples or len(dataset)
+        sampler = RandomSampler(dataset, num_samples=samples)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        worker_init_fn=seed_worker_augmentation,
+        drop_last=train and (samples or 0) >= batch_size,
+    )
+
+
+def normalise_batch(batch: dict[str, Any], normaliser: Normaliser) -> dict[str, Any]:
+    """Keep raw pixels as ``raw_image`` and normalise ``image``; recurses into {"source", "target"} batches."""
+    parts = [batch[k] for k in ("source", "target") if k in batch] or [batch]
+    for part in parts:
+        part["raw_image"] = part["image"]
+        part["image"] = normaliser(part["image"])
+    return batch
