@@ -1,0 +1,152 @@
+"""Stage-1 LightningDataModule: labelled OpenEarthMap optical (source) + unlabelled OEM-SAR optical (target)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import DataLoader
+
+from datamodules.classes import PADDING
+from datamodules.datasets import Tile, TileDataset, index_oem, index_oem_sar
+from datamodules.loaders import normalise_batch, tile_loader
+from datamodules.resolution_alignment import ResolutionAlignment
+from datamodules.synthetic import SyntheticConfig, demo_data_complete, generate_demo_data
+from datamodules.transforms import NormalisationMode, Normaliser, PhotometricDistortion, TrainAugmentation
+
+TargetSet = Literal["oem_sar_train", "oem_sar_val", "oem_test"]
+
+
+class OpticalDataModule(L.LightningDataModule):
+    """Source (OpenEarthMap, labelled) and target (OEM-SAR optical, unlabelled) tiles for stage 1.
+
+    Training batches are ``{"source": batch, "target": batch}`` with ``batch_size`` crops each; the
+    target's ``mask`` is 255 on padding and 0 elsewhere (its labels are never read).
+    Validation runs on the target domain's labelled val tiles (logged as ``val``; the synthetic data
+    has clean truth, real users may have a manually labelled subset) and on the OEM val split
+    (``val_source``), in that order.
+
+    Args:
+        root: data root holding ``OpenEarthMap/`` and ``OpenEarthMap-SAR/``.
+        source_splits: OEM splits used as the labelled source.
+        source_val_split: OEM split scored as ``val_source`` (None: no source validation).
+        target_sets: unlabelled target tiles: OEM-SAR train RGB, OEM-SAR val RGB, OEM test images.
+        target_val: score the target domain on OEM-SAR ``val/rgb_images`` + ``val/labels`` (``val``).
+        crop_size: side of the square training crops.
+        batch_size: source crops and target crops per step, each.
+        val_batch_size: validation batch size (whole tiles).
+        num_workers: data-loader workers per loader.
+        normalisation: ``imagenet`` (reference), ``divide_255`` or ``custom``.
+        mean: per-channel mean in pixel units for ``custom``.
+        std: per-channel standard deviation in pixel units for ``custom``.
+        scale_range: random rescale range of both pipelines.
+        cat_max_ratio: single-class cap of the source crops.
+        raa_p: probability of the resolution alignment augmentation on source crops (0: off).
+        raa_downsample_range: range of the RAA downsample ratio r.
+        raa_upsample_range: range of the RAA final size relative to the input, u.
+        photometric: photometric distortion of source crops.
+        samples_per_epoch: training steps per epoch x batch_size (None: one pass over the source).
+        demo_data: when ``root`` does not exist, generate the synthetic dataset there first.
+        demo_settings: size, seed and difficulty of that synthetic dataset.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/demo",
+        source_splits: Sequence[str] = ("train", "val"),
+        source_val_split: str | None = "val",
+        target_sets: Sequence[TargetSet] = ("oem_sar_train",),
+        target_val: bool = True,
+        crop_size: int = 512,
+        batch_size: int = 8,
+        val_batch_size: int = 1,
+        num_workers: int = 2,
+        normalisation: NormalisationMode = "imagenet",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        scale_range: tuple[float, float] = (0.5, 2.0),
+        cat_max_ratio: float = 0.75,
+        raa_p: float = 0.2,
+        raa_downsample_range: tuple[float, float] = (0.1, 0.35),
+        raa_upsample_range: tuple[float, float] = (1.0, 3.0),
+        photometric: bool = True,
+        samples_per_epoch: int | None = None,
+        demo_data: bool = False,
+        demo_settings: SyntheticConfig = SyntheticConfig(),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = Path(root)
+        self.demo_settings = demo_settings  # LightningCLI stores hparams as plain dicts; keep the object
+        self.normaliser = Normaliser(normalisation, 3, mean, std)
+        self.source_set: TileDataset | None = None
+        self.target_set: TileDataset | None = None
+        self.val_sets: list[TileDataset] = []
+
+    @property
+    def val_names(self) -> list[str]:
+        """Metric prefixes of the validation loaders, in order: the first is ``val`` (what checkpoints monitor)."""
+        hp = self.hparams
+        names = (["val"] if hp.target_val else []) + (["val_source"] if hp.source_val_split else [])
+        return ["val", *names[1:]] if names else []
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset if asked to and absent (runs on one process per node)."""
+        if self.hparams.demo_data and not demo_data_complete(self.root):
+            generate_demo_data(self.root, self.demo_settings)
+
+    def _target_tiles(self) -> list[Tile]:
+        tiles: list[Tile] = []
+        for name in self.hparams.target_sets:
+            if name == "oem_test":
+                tiles += index_oem(self.root, ["test"], with_labels=False)
+            else:
+                tiles += index_oem_sar(self.root, name.removeprefix("oem_sar_"), "rgb", None)
+        return tiles
+
+    def setup(self, stage: str) -> None:
+        """Index source, target and validation tiles."""
+        hp = self.hparams
+        geometric = {"scale_range": tuple(hp.scale_range), "ignore_values": (PADDING,), "pad_label": PADDING}
+        if stage == "fit":
+            source_steps: list[Any] = []
+            if hp.raa_p > 0:
+                source_steps.append(
+                    ResolutionAlignment(hp.raa_p, tuple(hp.raa_downsample_range), tuple(hp.raa_upsample_range))
+                )
+            if hp.photometric:
+                source_steps.append(PhotometricDistortion())
+            self.source_set = TileDataset(
+                index_oem(self.root, hp.source_splits),
+                TrainAugmentation(hp.crop_size, cat_max_ratio=hp.cat_max_ratio, before_crop=source_steps, **geometric),
+            )
+            self.target_set = TileDataset(
+                self._target_tiles(), TrainAugmentation(hp.crop_size, cat_max_ratio=1.0, **geometric)
+            )
+        if stage in ("fit", "validate"):
+            self.val_sets = []
+            if hp.target_val:
+                self.val_sets.append(TileDataset(index_oem_sar(self.root, "val", "rgb", "official")))
+            if hp.source_val_split:
+                self.val_sets.append(TileDataset(index_oem(self.root, [hp.source_val_split])))
+
+    def train_dataloader(self) -> CombinedLoader:
+        if self.source_set is None or self.target_set is None:
+            raise RuntimeError("setup('fit') has not run")
+        hp = self.hparams
+        samples = hp.samples_per_epoch or len(self.source_set)
+        loaders = {
+            "source": tile_loader(self.source_set, hp.batch_size, hp.num_workers, train=True, samples=samples),
+            "target": tile_loader(self.target_set, hp.batch_size, hp.num_workers, train=True, samples=samples),
+        }
+        return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return [tile_loader(s, self.hparams.val_batch_size, self.hparams.num_workers) for s in self.val_sets]
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Normalise raw pixels on the device; training batches hold a source and a target batch."""
+        return normalise_batch(batch, self.normaliser)

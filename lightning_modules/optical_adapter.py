@@ -1,0 +1,163 @@
+"""Stage 1: mean-teacher domain adaptation of an optical segmenter from OpenEarthMap to OEM-SAR optical.
+
+One training step (METHOD.md section 2): supervised CE on the source crops; the EMA teacher
+labels the weakly augmented target crops; each target image gets one weight (the fraction of its
+pixels the teacher is confident about, no pixel discarded); ClassMix pastes half of the source
+classes onto the target; the strongly augmented mix is learned with the weighted CE; one
+optimiser step on the sum; then the teacher follows the student.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from datamodules.classes import PADDING
+from lightning_modules.base import NetworkConfig, OptimConfig, SegmentationTask
+from lightning_modules.losses import CrossEntropy
+from lightning_modules.mean_teacher import (
+    classmix,
+    classmix_masks,
+    ema_momentum,
+    ema_update,
+    image_confidence_weights,
+    make_teacher,
+    pixel_threshold_weights,
+    strong_augment,
+)
+
+WeightingMode = Literal["image_confidence", "pixel_threshold", "none"]
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    """Mean-teacher settings; ``enabled: false`` trains the source-only baseline with the same budget."""
+
+    enabled: bool = True
+    alpha_max: float = 0.999
+    """Upper bound of the EMA momentum min(1 - 1/(k+1), alpha_max)."""
+    tau: float = 0.968
+    """Teacher confidence threshold of the pseudo-label weights."""
+    weighting: WeightingMode = "image_confidence"
+    """``image_confidence``: one weight per target image (threshold-free); ``pixel_threshold``:
+    pixels below tau weigh 0; ``none``: every pseudo-label weighs 1."""
+    classmix: bool = True
+    """Mix source classes into the target; off: learn the strongly augmented target alone."""
+    classmix_per_image: bool = True
+    """Choose the mixed classes per image (METHOD.md); False: from the whole batch (reference code)."""
+    teacher_mode: Literal["train", "eval"] = "train"
+    """BatchNorm/dropout mode of the teacher when it labels the target (DAFormer: train, no dropout)."""
+    jitter_p: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.15, 1.15)
+    blur_kernel_fraction: float = 0.1
+
+
+class OpticalAdapter(SegmentationTask):
+    """Optical segmenter adapted to the OEM-SAR optical domain with a mean teacher (stage 1).
+
+    Args:
+        network: the student network (the teacher is an EMA copy of it); 3 input channels.
+        optim: optimiser and schedule of the student.
+        adaptation: mean-teacher settings and ablation switches.
+        predict_with: network used by ``predict``, validation and test: ``student`` (reference) or ``teacher``.
+        num_overlays: validation overlays logged per epoch (target image | prediction | label).
+    """
+
+    def __init__(
+        self,
+        network: NetworkConfig = NetworkConfig(in_channels=3),
+        optim: OptimConfig = OptimConfig(),
+        adaptation: AdaptationConfig = AdaptationConfig(),
+        predict_with: Literal["student", "teacher"] = "student",
+        num_overlays: int = 4,
+    ) -> None:
+        super().__init__(network, optim, num_overlays)
+        self.save_hyperparameters()
+        self.adaptation = adaptation
+        self.predict_with = predict_with
+        # A registered, frozen submodule: saved in checkpoints, moved with the student, broadcast
+        # by DDP at start-up, and kept identical across ranks by identical EMA updates.
+        self.teacher = make_teacher(self.model)
+        self.source_loss = CrossEntropy(ignore_index=PADDING)
+        self.mix_loss = CrossEntropy(ignore_index=PADDING)
+        self._mix_generator = torch.Generator()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.predict_with == "teacher":
+            return self._padded_forward(self.teacher, images)
+        return super().forward(images)
+
+    def on_fit_start(self) -> None:
+        # ClassMix and strong augmentation draw from their own generator, seeded from torch's
+        # (seed_everything) and the rank, so runs are reproducible and ranks mix differently.
+        self._mix_generator.manual_seed(int(torch.randint(0, 2**31 - 1, ()).item()) + self.global_rank)
+
+    @torch.no_grad()
+    def _pseudo_labels(self, target: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher pseudo-labels of the target batch and their weights (per image or per pixel)."""
+        was_training = self.teacher.training
+        self.teacher.train(self.adaptation.teacher_mode == "train")
+        probs = self._padded_forward(self.teacher, target["image"]).softmax(dim=1)
+        self.teacher.train(was_training)
+        padding = target["mask"] == PADDING
+        labels = probs.argmax(dim=1).masked_fill(padding, PADDING)
+        cfg = self.adaptation
+        if cfg.weighting == "image_confidence":
+            weights = image_confidence_weights(probs, cfg.tau, ignore_mask=padding)
+        elif cfg.weighting == "pixel_threshold":
+            weights = pixel_threshold_weights(probs, cfg.tau)
+        else:
+            weights = torch.ones(probs.shape[0], device=probs.device)
+        return labels, weights
+
+    def _mixed_batch(
+        self, source: dict[str, Any], target: dict[str, Any], labels: torch.Tensor, weights: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ClassMix of source into target, strongly augmented and normalised; labels and pixel weights."""
+        cfg = self.adaptation
+        if cfg.classmix:
+            masks = classmix_masks(source["mask"], self._mix_generator, (PADDING,), cfg.classmix_per_image)
+        else:
+            masks = torch.zeros_like(labels, dtype=torch.bool)
+        raw, mixed_labels, pixel_weights = classmix(
+            source["raw_image"].float(), target["raw_image"].float(), source["mask"], labels, masks, weights
+        )
+        augmented = strong_augment(
+            raw,
+            self._mix_generator,
+            jitter_p=cfg.jitter_p,
+            brightness=cfg.brightness,
+            contrast=cfg.contrast,
+            saturation=cfg.saturation,
+            hue=cfg.hue,
+            blur_p=cfg.blur_p,
+            blur_sigma=tuple(cfg.blur_sigma),
+            blur_kernel_fraction=cfg.blur_kernel_fraction,
+        )
+        return self.trainer.datamodule.normaliser(augmented), mixed_labels, pixel_weights
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        source, target = batch["source"], batch["target"]
+        batch_size = source["image"].shape[0]
+        source_loss = self.source_loss(self(source["image"]), source["mask"])
+        self.log("train/loss_source", source_loss, prog_bar=True, batch_size=batch_size)
+        if not self.adaptation.enabled:
+            return source_loss
+        labels, weights = self._pseudo_labels(target)
+        images, mixed_labels, pixel_weights = self._mixed_batch(source, target, labels, weights)
+        mix_loss = self.mix_loss(self(images), mixed_labels, pixel_weight=pixel_weights)
+        self.log("train/loss_mix", mix_loss, prog_bar=True, batch_size=batch_size)
+        self.log("train/pseudo_label_weight", weights.float().mean(), batch_size=batch_size)
+        return source_loss + mix_loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.adaptation.enabled:
+            # global_step was just incremented: the update after step k uses momentum(k).
+            ema_update(self.teacher, self.model, ema_momentum(self.global_step - 1, self.adaptation.alpha_max))
