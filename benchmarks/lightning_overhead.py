@@ -1,0 +1,123 @@
+"""Lightning's overhead on the SAR segmenter's training step, against a plain PyTorch loop.
+
+Both loops train the same network (same initial weights) on the same pre-made batches with the
+same loss, optimiser groups and schedule; only the driver differs. Runs alternate (plain,
+Lightning, plain, Lightning, ...) so that drift of this shared machine hits both alike; the
+reported figure is the median of the per-pair ratios of the mean step time.
+
+    python benchmarks/lightning_overhead.py [--steps 30] [--pairs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import lightning as L
+import torch
+
+from datamodules.transforms import Normaliser
+from lightning_modules.base import NetworkConfig, OptimConfig, parameter_groups, warmup_poly_factor
+from lightning_modules.sar_segmenter import SARSegmenter
+
+
+def make_batches(count: int, batch: int, size: int) -> list[dict[str, torch.Tensor]]:
+    """Random uint8 SAR crops with blocky labels 0..8, already normalised."""
+    gen = torch.Generator().manual_seed(0)
+    normalise = Normaliser("divide_255", 1)
+    out = []
+    for _ in range(count):
+        raw = torch.randint(0, 256, (batch, 1, size, size), dtype=torch.uint8, generator=gen)
+        mask = torch.randint(0, 9, (batch, size // 16, size // 16), generator=gen)
+        mask = mask.repeat_interleave(16, 1).repeat_interleave(16, 2)
+        out.append({"image": normalise(raw), "raw_image": raw, "mask": mask})
+    return out
+
+
+def plain_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmup: int) -> float:
+    """Mean seconds per step of a hand-written loop, after ``warmup`` steps."""
+    optim = task.optim_config
+    optimizer = torch.optim.AdamW(parameter_groups(task.model, optim), lr=optim.lr, weight_decay=optim.weight_decay)
+    total = len(batches)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_poly_factor(s, optim.warmup_steps, total, optim.poly_power, optim.warmup_ratio)
+    )
+    task.train()
+    start = 0.0
+    for step, batch in enumerate(batches):
+        if step == warmup:
+            start = time.perf_counter()
+        loss, _ = task.criterion(task(batch["image"]), task._supervision(batch["mask"]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return (time.perf_counter() - start) / (total - warmup)
+
+
+class _StepClock(L.Callback):
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.start, self.end, self.steps = warmup, 0.0, 0.0, 0
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        self.end = time.perf_counter()
+        self.steps = trainer.global_step - self.warmup
+
+
+def lightning_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmup: int) -> float:
+    """Mean seconds per step of ``Trainer.fit`` on the same batches, after ``warmup`` steps."""
+    clock = _StepClock(warmup)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=len(batches),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[clock],
+    )
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
+    trainer.fit(task, train_dataloaders=loader)
+    return (clock.end - clock.start) / clock.steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=256)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    template = SARSegmenter(network=NetworkConfig(), optim=OptimConfig(lr=1e-3, warmup_steps=5))
+    batches = make_batches(args.steps, args.batch, args.size)
+    ratios = []
+    print(f"U-Net ResNet-18, batch {args.batch} x 1 x {args.size}^2, {args.steps} steps ({args.warmup} warm-up), "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    for pair in range(args.pairs):
+        plain = plain_loop(copy.deepcopy(template), batches, args.warmup)
+        lightning = lightning_loop(copy.deepcopy(template), batches, args.warmup)
+        ratios.append(lightning / plain)
+        print(f"pair {pair}: plain {plain:.3f} s/step, Lightning {lightning:.3f} s/step, ratio {ratios[-1]:.3f}")
+    print(f"median ratio Lightning / plain: {statistics.median(ratios):.3f} (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
