@@ -63,7 +63,9 @@ def plain_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmu
     return (time.perf_counter() - start) / (total - warmup)
 
 
-class _StepClock(L.Callback):
+class StepClock(L.Callback):
+    """Wall time of the training steps after ``warmup`` steps (data loading included)."""
+
     def __init__(self, warmup: int) -> None:
         self.warmup, self.start, self.end, self.steps = warmup, 0.0, 0.0, 0
 
@@ -75,10 +77,14 @@ class _StepClock(L.Callback):
         self.end = time.perf_counter()
         self.steps = trainer.global_step - self.warmup
 
+    def seconds_per_step(self) -> float:
+        """Mean seconds per measured step."""
+        return (self.end - self.start) / self.steps
+
 
 def lightning_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmup: int) -> float:
     """Mean seconds per step of ``Trainer.fit`` on the same batches, after ``warmup`` steps."""
-    clock = _StepClock(warmup)
+    clock = StepClock(warmup)
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
@@ -93,7 +99,7 @@ def lightning_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], w
     )
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
     trainer.fit(task, train_dataloaders=loader)
-    return (clock.end - clock.start) / clock.steps
+    return clock.seconds_per_step()
 
 
 def main() -> None:

@@ -47,6 +47,11 @@ class OptimConfig:
     poly_power: float = 1.0
 
 
+# Checkpoints of modules built in Python (not through the CLI) hold these objects as hyperparameters;
+# registering them keeps such checkpoints loadable with torch.load(weights_only=True).
+torch.serialization.add_safe_globals([NetworkConfig, OptimConfig])
+
+
 def warmup_poly_factor(step: int, warmup_steps: int, total_steps: int, power: float, warmup_ratio: float) -> float:
     """Learning-rate factor at ``step``: linear warm-up from ``warmup_ratio`` to 1, then poly decay to 0."""
     if step < warmup_steps:

@@ -59,6 +59,9 @@ class AdaptationConfig:
     blur_kernel_fraction: float = 0.1
 
 
+torch.serialization.add_safe_globals([AdaptationConfig])  # see base.py
+
+
 class OpticalAdapter(SegmentationTask):
     """Optical segmenter adapted to the OEM-SAR optical domain with a mean teacher (stage 1).
 

@@ -27,6 +27,9 @@ class LossConfig:
     """Label value carrying no supervision (background, disagreement between models, padding)."""
 
 
+torch.serialization.add_safe_globals([LossConfig])  # see base.py
+
+
 class SARSegmenter(SegmentationTask):
     """Segments SAR tiles into the 9 classes; trained on official labels or pseudo-labels.
 

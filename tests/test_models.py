@@ -72,3 +72,17 @@ def test_warmup_then_poly_schedule() -> None:
     assert factor[60] == pytest.approx(0.5)
     assert factor[110] == 0.0
     assert warmup_poly_factor(60, 10, 110, power=2.0, warmup_ratio=0.0) == pytest.approx(0.25)
+
+
+def test_sar_segmenter_checkpoint_loads_with_its_settings(tmp_path: Path) -> None:
+    import lightning as L
+
+    from lightning_modules.sar_segmenter import LossConfig
+
+    task = SARSegmenter(network=NetworkConfig(encoder="resnet18"), loss=LossConfig(ce_weight=1.0, sce_beta=3.0))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False)
+    trainer.strategy.connect(task)
+    trainer.save_checkpoint(tmp_path / "sar.ckpt")
+    restored = SARSegmenter.load_from_checkpoint(tmp_path / "sar.ckpt")
+    assert restored.loss_config == LossConfig(ce_weight=1.0, sce_beta=3.0)
+    torch.testing.assert_close(restored.model.encoder.conv1.weight, task.model.encoder.conv1.weight)
