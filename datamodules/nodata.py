@@ -1,0 +1,89 @@
+"""No-data detection on SAR tiles: large zero regions connected to the tile border.
+
+Real SAR (Umbra) holds many exact zeros inside valid areas (about a quarter of the pixels of the
+Mount Yasur sample), often chained into long thin clusters, so ``pixel == 0`` is not no-data. The
+no-data wedges of rotated acquisitions are solid zero regions touching the border; this detector
+keeps only those (METHOD.md section 5, the simple alternative to the reference's learned mask).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from datamodules.classes import BACKGROUND
+
+# 4-connectivity: solid no-data regions stay 4-connected after the opening, while speckle clumps
+# that touch only at a corner stay apart instead of merging into one large "region".
+FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
+
+
+def nodata_mask(sar: np.ndarray, min_area: int, zero_value: float = 0, opening: int = 5) -> np.ndarray:
+    """Boolean (H, W) mask of the no-data region of a single-band SAR tile.
+
+    A pixel is no-data when it equals ``zero_value`` and belongs to a solid zero region that touches
+    the tile border and covers at least ``min_area`` pixels. Solid means it survives a morphological
+    opening with an ``opening`` x ``opening`` square, which erases scattered and thinly chained
+    speckle zeros; the kept regions are then dilated back by the same square within the raw zeros,
+    which restores their edges and corners.
+
+    Args:
+        sar: (H, W) SAR amplitude.
+        min_area: smallest region (in pixels, measured after the opening) counted as no-data.
+        zero_value: the no-data value.
+        opening: side of the square structuring element; 1 disables the opening.
+
+    Returns:
+        (H, W) bool mask, True on no-data.
+    """
+    if sar.ndim != 2:
+        raise ValueError(f"nodata_mask takes an (H, W) band, got shape {sar.shape}")
+    if opening < 1:
+        raise ValueError(f"opening must be at least 1, got {opening}")
+    if min_area < 0:
+        raise ValueError(f"min_area must be non-negative, got {min_area}")
+    zeros = sar == zero_value
+    square = np.ones((opening, opening), dtype=bool)
+    solid = ndimage.binary_opening(zeros, structure=square) if opening > 1 else zeros
+    regions, _ = ndimage.label(solid, structure=FOUR_CONNECTED)
+    kept = _border_regions(regions, min_area)
+    if opening > 1 and kept.any():
+        kept = ndimage.binary_dilation(kept, structure=square) & zeros
+    return kept
+
+
+def _border_regions(regions: np.ndarray, min_area: int) -> np.ndarray:
+    """Mask of the labelled regions that touch the border and have at least ``min_area`` pixels."""
+    areas = np.bincount(regions.ravel())
+    on_border = np.zeros_like(areas, dtype=bool)
+    on_border[np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]])] = True
+    keep = on_border & (areas >= min_area)
+    keep[0] = False
+    return keep[regions]
+
+
+def valid_fraction(mask: np.ndarray) -> float:
+    """Fraction of pixels that are not no-data."""
+    return 1.0 - float(np.mean(mask)) if mask.size else 1.0
+
+
+def apply_nodata(label: np.ndarray, mask: np.ndarray, valid_fraction_threshold: float = 0.9985) -> np.ndarray:
+    """Return a copy of ``label`` set to background (0) on ``mask`` when the tile is mostly but not all valid.
+
+    As in the reference, the mask is applied only when the valid fraction ``1 - mask.mean()`` is below
+    ``valid_fraction_threshold`` (99.85 %), so a handful of flagged pixels never changes a prediction.
+
+    Args:
+        label: (H, W) label.
+        mask: (H, W) bool no-data mask.
+        valid_fraction_threshold: apply the mask only below this valid fraction.
+
+    Returns:
+        A new (H, W) label array.
+    """
+    if label.shape != mask.shape:
+        raise ValueError(f"label {label.shape} and mask {mask.shape} differ in shape")
+    out = label.copy()
+    if valid_fraction(mask) < valid_fraction_threshold:
+        out[mask.astype(bool)] = BACKGROUND
+    return out
