@@ -73,6 +73,7 @@ class SARDataModule(L.LightningDataModule):
         self.train_set: TileDataset | None = None
         self.val_set: TileDataset | None = None
         self.test_set: TileDataset | None = None
+        self.predict_set: TileDataset | None = None
 
     def prepare_data(self) -> None:
         """Generate the synthetic dataset if asked to and absent (runs on one process per node)."""
@@ -103,6 +104,8 @@ class SARDataModule(L.LightningDataModule):
             self.val_set = TileDataset(val_tiles)
         if stage == "test":
             self.test_set = TileDataset(index_oem_sar(self.root, "test", "sar", "official"))
+        if stage == "predict":
+            self.predict_set = TileDataset(index_oem_sar(self.root, "test", "sar", None))
 
     def _loader(self, dataset: TileDataset | None, batch_size: int, train: bool = False) -> DataLoader:
         if dataset is None:
@@ -118,6 +121,10 @@ class SARDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, self.hparams.val_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Whole test tiles without labels."""
+        return self._loader(self.predict_set, self.hparams.val_batch_size)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Normalise raw pixels on the device (uint8 travels to the GPU, 4x less than float32)."""

@@ -101,3 +101,10 @@ def test_demo_networks_keep_batchnorm_statistics_current(config_path: Path) -> N
     model = build_model(**{k: v for k, v in vars(NetworkConfig(**network)).items() if k != "output_stride"})
     momenta = [m.momentum for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert all(m is None or m >= 0.1 for m in momenta)
+
+
+@pytest.mark.parametrize("config_path", sorted((REPO / "experiments").rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_experiment_config_parses(config_path: Path) -> None:
+    result = run_cli("fit", "--config", str(config_path), "--print_config", cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert yaml.safe_load(result.stdout)["model"]["class_path"].startswith("lightning_modules.")

@@ -82,3 +82,13 @@ def test_missing_root_without_demo_data_names_the_folder(tmp_path: Path) -> None
     dm.prepare_data()
     with pytest.raises(ValueError, match=r"nowhere/OpenEarthMap-SAR/train/sar_images: folder does not exist"):
         dm.setup("fit")
+
+
+def test_test_and_predict_splits(tiny_root: Path) -> None:
+    dm = SARDataModule(root=str(tiny_root), num_workers=0)
+    dm.setup("test")
+    dm.setup("predict")
+    assert len(dm.test_set) == len(dm.predict_set) == TINY.sar_test_tiles
+    item = next(iter(dm.predict_dataloader()))
+    assert "mask" not in item and item["image"].shape == (1, 1, TINY.tile_size, TINY.tile_size)
+    assert next(iter(dm.test_dataloader()))["mask"].shape == (1, TINY.tile_size, TINY.tile_size)
