@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lightning as L
 import torch
 
-from benchmarks.lightning_overhead import StepClock
+from benchmarks.lightning_overhead import StepClock, timing_trainer
 from datamodules.transforms import Normaliser
 from lightning_modules.base import NetworkConfig, OptimConfig
 from lightning_modules.optical_adapter import AdaptationConfig, OpticalAdapter
@@ -61,17 +61,7 @@ def time_steps(enabled: bool, batches: list[dict], warmup: int) -> float:
         network=NetworkConfig(in_channels=3), optim=OptimConfig(warmup_steps=1), adaptation=AdaptationConfig(enabled)
     )
     clock = StepClock(warmup)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=len(batches),
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=[clock],
-    )
+    trainer = timing_trainer(len(batches), clock)
     trainer.fit(model, datamodule=_Batches(batches))
     return clock.seconds_per_step()
 

@@ -82,13 +82,12 @@ class StepClock(L.Callback):
         return (self.end - self.start) / self.steps
 
 
-def lightning_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmup: int) -> float:
-    """Mean seconds per step of ``Trainer.fit`` on the same batches, after ``warmup`` steps."""
-    clock = StepClock(warmup)
-    trainer = L.Trainer(
+def timing_trainer(max_steps: int, clock: StepClock) -> L.Trainer:
+    """A CPU trainer that only trains and times: no logger, checkpoints, validation or progress bar."""
+    return L.Trainer(
         accelerator="cpu",
         devices=1,
-        max_steps=len(batches),
+        max_steps=max_steps,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -97,6 +96,12 @@ def lightning_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], w
         num_sanity_val_steps=0,
         callbacks=[clock],
     )
+
+
+def lightning_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmup: int) -> float:
+    """Mean seconds per step of ``Trainer.fit`` on the same batches, after ``warmup`` steps."""
+    clock = StepClock(warmup)
+    trainer = timing_trainer(len(batches), clock)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
     trainer.fit(task, train_dataloaders=loader)
     return clock.seconds_per_step()

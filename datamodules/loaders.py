@@ -1,13 +1,16 @@
-"""Data loaders shared by the stage-1 and stage-2 datamodules: seeding, sampling, batch normalisation."""
+"""What the stage-1 and stage-2 datamodules share: loaders (sampling, seeding), normalisation, demo data."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from torch.utils.data import DataLoader, RandomSampler, get_worker_info
 
 from datamodules.datasets import TileDataset
+from datamodules.synthetic import SyntheticConfig, demo_data_complete, generate_demo_data
 from datamodules.transforms import Normaliser, TrainAugmentation
 
 
@@ -51,3 +54,27 @@ def normalise_batch(batch: dict[str, Any], normaliser: Normaliser) -> dict[str, 
         part["raw_image"] = part["image"]
         part["image"] = normaliser(part["image"])
     return batch
+
+
+class TileDataModule(L.LightningDataModule):
+    """Base of the tile datamodules: the data root, optional synthetic demo data, batch normalisation.
+
+    Subclasses declare every option as a typed ``__init__`` argument (so ``--print_config`` shows
+    it) and pass these four on.
+    """
+
+    def __init__(self, root: str, normaliser: Normaliser, demo_data: bool, demo_settings: SyntheticConfig) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.normaliser = normaliser
+        self.demo_data = demo_data
+        self.demo_settings = demo_settings  # LightningCLI stores hparams as plain dicts; keep the object
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset if asked to and absent (runs on one process per node)."""
+        if self.demo_data and not demo_data_complete(self.root):
+            generate_demo_data(self.root, self.demo_settings)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Normalise raw pixels on the device (uint8 travels to the GPU, 4x less than float32)."""
+        return normalise_batch(batch, self.normaliser)

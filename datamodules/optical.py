@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
 from datamodules.classes import PADDING
 from datamodules.datasets import Tile, TileDataset, index_oem, index_oem_sar
-from datamodules.loaders import normalise_batch, tile_loader
+from datamodules.loaders import TileDataModule, tile_loader
 from datamodules.resolution_alignment import ResolutionAlignment
-from datamodules.synthetic import SyntheticConfig, demo_data_complete, generate_demo_data
+from datamodules.synthetic import SyntheticConfig
 from datamodules.transforms import NormalisationMode, Normaliser, PhotometricDistortion, TrainAugmentation
 
 TargetSet = Literal["oem_sar_train", "oem_sar_val", "oem_test"]
 
 
-class OpticalDataModule(L.LightningDataModule):
+class OpticalDataModule(TileDataModule):
     """Source (OpenEarthMap, labelled) and target (OEM-SAR optical, unlabelled) tiles for stage 1.
 
     Training batches are ``{"source": batch, "target": batch}`` with ``batch_size`` crops each; the
@@ -77,11 +75,8 @@ class OpticalDataModule(L.LightningDataModule):
         demo_data: bool = False,
         demo_settings: SyntheticConfig = SyntheticConfig(),
     ) -> None:
-        super().__init__()
+        super().__init__(root, Normaliser(normalisation, 3, mean, std), demo_data, demo_settings)
         self.save_hyperparameters()
-        self.root = Path(root)
-        self.demo_settings = demo_settings  # LightningCLI stores hparams as plain dicts; keep the object
-        self.normaliser = Normaliser(normalisation, 3, mean, std)
         self.source_set: TileDataset | None = None
         self.target_set: TileDataset | None = None
         self.val_sets: list[TileDataset] = []
@@ -92,11 +87,6 @@ class OpticalDataModule(L.LightningDataModule):
         hp = self.hparams
         names = (["val"] if hp.target_val else []) + (["val_source"] if hp.source_val_split else [])
         return ["val", *names[1:]] if names else []
-
-    def prepare_data(self) -> None:
-        """Generate the synthetic dataset if asked to and absent (runs on one process per node)."""
-        if self.hparams.demo_data and not demo_data_complete(self.root):
-            generate_demo_data(self.root, self.demo_settings)
 
     def _target_tiles(self) -> list[Tile]:
         tiles: list[Tile] = []
@@ -146,7 +136,3 @@ class OpticalDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> list[DataLoader]:
         return [tile_loader(s, self.hparams.val_batch_size, self.hparams.num_workers) for s in self.val_sets]
-
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Normalise raw pixels on the device; training batches hold a source and a target batch."""
-        return normalise_batch(batch, self.normaliser)

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import lightning as L
 from torch.utils.data import DataLoader
 
 from datamodules.classes import BACKGROUND, PADDING
 from datamodules.datasets import TileDataset, index_oem_sar
-from datamodules.loaders import normalise_batch, tile_loader
-from datamodules.synthetic import SyntheticConfig, demo_data_complete, generate_demo_data
+from datamodules.loaders import TileDataModule, tile_loader
+from datamodules.synthetic import SyntheticConfig
 from datamodules.transforms import NormalisationMode, Normaliser, TrainAugmentation
 
 
-class SARDataModule(L.LightningDataModule):
+class SARDataModule(TileDataModule):
     """OpenEarthMap-SAR SAR tiles for training a SAR segmenter.
 
     Args:
@@ -65,20 +63,12 @@ class SARDataModule(L.LightningDataModule):
         demo_data: bool = False,
         demo_settings: SyntheticConfig = SyntheticConfig(),
     ) -> None:
-        super().__init__()
+        super().__init__(root, Normaliser(normalisation, in_channels, mean, std), demo_data, demo_settings)
         self.save_hyperparameters()
-        self.root = Path(root)
-        self.demo_settings = demo_settings  # LightningCLI stores hparams as plain dicts; keep the object
-        self.normaliser = Normaliser(normalisation, in_channels, mean, std)
         self.train_set: TileDataset | None = None
         self.val_set: TileDataset | None = None
         self.test_set: TileDataset | None = None
         self.predict_set: TileDataset | None = None
-
-    def prepare_data(self) -> None:
-        """Generate the synthetic dataset if asked to and absent (runs on one process per node)."""
-        if self.hparams.demo_data and not demo_data_complete(self.root):
-            generate_demo_data(self.root, self.demo_settings)
 
     def setup(self, stage: str) -> None:
         """Index the tiles of the splits ``stage`` needs (headers are not read here)."""
@@ -125,7 +115,3 @@ class SARDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Whole test tiles without labels."""
         return self._loader(self.predict_set, self.hparams.val_batch_size)
-
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Normalise raw pixels on the device (uint8 travels to the GPU, 4x less than float32)."""
-        return normalise_batch(batch, self.normaliser)
