@@ -53,6 +53,13 @@ class MapperCLI(LightningCLI):
         )
 
 
+    def before_instantiate_classes(self) -> None:
+        # Writers put predictions on disk; also holding every tile's probabilities in memory would not
+        # scale, so predict returns nothing unless asked to.
+        if self.subcommand == "predict" and self.config.predict.return_predictions is None:
+            self.config.predict.return_predictions = False
+
+
 TOOLS = {"make-demo-data": generate_demo_data}
 
 
@@ -69,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         subclass_mode_data=True,
         seed_everything_default=0,
         trainer_defaults=TRAINER_DEFAULTS,
+        # A re-run (e.g. resuming a killed stage) records the config it ran with, replacing the old one.
+        save_config_kwargs={"overwrite": True},
         args=argv,
     )
 

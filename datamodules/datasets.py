@@ -183,9 +183,10 @@ class TileDataset(Dataset):
     """Reads tiles and applies an optional (image, label) augmentation.
 
     Items are dicts: ``image`` (C, H, W) tensor of raw pixel values (uint8 or float32), ``mask``
-    (H, W) int64 tensor and ``name``. Unlabelled tiles have no ``mask`` unless augmented; then it
-    is 0 on image pixels and the augmentation's pad label on padding. Normalisation happens on the batch,
-    after transfer to the device (see :class:`datamodules.transforms.Normaliser`).
+    (H, W) int64 tensor, ``name``, and ``grid`` (the raster whose georeferencing outputs copy).
+    Unlabelled tiles have no ``mask`` unless augmented; then it is 0 on image pixels and the
+    augmentation's pad label on padding. Normalisation happens on the batch, after transfer to the
+    device (see :class:`datamodules.transforms.Normaliser`).
     """
 
     def __init__(
@@ -209,6 +210,7 @@ class TileDataset(Dataset):
         item: dict[str, torch.Tensor | str] = {
             "image": torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0))),
             "name": tile.name,
+            "grid": str(tile.grid or tile.image),
         }
         if label is not None:
             item["mask"] = torch.from_numpy(np.ascontiguousarray(label)).long()

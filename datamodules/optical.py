@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
-from lightning.pytorch.utilities import CombinedLoader
+from lightning.pytorch.utilities import CombinedLoader, rank_zero_info
 from torch.utils.data import DataLoader
 
 from datamodules.classes import PADDING
-from datamodules.datasets import Tile, TileDataset, index_oem, index_oem_sar
+from datamodules.datasets import OEM_SAR_DIR, Tile, TileDataset, index_oem, index_oem_sar, label_folder
 from datamodules.loaders import TileDataModule, tile_loader
 from datamodules.resolution_alignment import ResolutionAlignment
 from datamodules.synthetic import SyntheticConfig
@@ -47,6 +48,8 @@ class OpticalDataModule(TileDataModule):
         raa_upsample_range: range of the RAA final size relative to the input, u.
         photometric: photometric distortion of source crops.
         samples_per_epoch: training steps per epoch x batch_size (None: one pass over the source).
+        pseudo_label_set: name of the set ``predict`` writes: OEM-SAR ``train/labels_pl/<set>/`` (hard)
+            and ``train/labels_pl_soft/<set>/`` (soft); tiles whose label exists are skipped.
         demo_data: when ``root`` does not exist, generate the synthetic dataset there first.
         demo_settings: size, seed and difficulty of that synthetic dataset.
     """
@@ -72,6 +75,7 @@ class OpticalDataModule(TileDataModule):
         raa_upsample_range: tuple[float, float] = (1.0, 3.0),
         photometric: bool = True,
         samples_per_epoch: int | None = None,
+        pseudo_label_set: str = "stage1",
         demo_data: bool = False,
         demo_settings: SyntheticConfig = SyntheticConfig(),
     ) -> None:
@@ -80,6 +84,7 @@ class OpticalDataModule(TileDataModule):
         self.source_set: TileDataset | None = None
         self.target_set: TileDataset | None = None
         self.val_sets: list[TileDataset] = []
+        self.predict_set: TileDataset | None = None
 
     @property
     def val_names(self) -> list[str]:
@@ -122,6 +127,18 @@ class OpticalDataModule(TileDataModule):
                 self.val_sets.append(TileDataset(index_oem_sar(self.root, "val", "rgb", "official")))
             if hp.source_val_split:
                 self.val_sets.append(TileDataset(index_oem(self.root, [hp.source_val_split])))
+        if stage == "predict":
+            tiles = index_oem_sar(self.root, "train", "rgb", None)
+            label_dir = self.prediction_dirs()[0]
+            todo = [t for t in tiles if not (label_dir / t.name).is_file()]
+            if len(todo) < len(tiles):
+                rank_zero_info(f"{len(tiles) - len(todo)} of {len(tiles)} tiles already in {label_dir}: skipped")
+            self.predict_set = TileDataset(todo)
+
+    def prediction_dirs(self) -> tuple[Path, Path]:
+        """Folders of the pseudo-label set ``predict`` writes: hard labels, soft probabilities."""
+        name = self.hparams.pseudo_label_set
+        return label_folder(self.root, "train", name), self.root / OEM_SAR_DIR / "train" / "labels_pl_soft" / name
 
     def train_dataloader(self) -> CombinedLoader:
         if self.source_set is None or self.target_set is None:
@@ -133,6 +150,12 @@ class OpticalDataModule(TileDataModule):
             "target": tile_loader(self.target_set, hp.batch_size, hp.num_workers, train=True, samples=samples),
         }
         return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def predict_dataloader(self) -> DataLoader:
+        """Whole OEM-SAR train optical tiles not yet in the pseudo-label set."""
+        if self.predict_set is None:
+            raise RuntimeError("setup('predict') has not run")
+        return tile_loader(self.predict_set, self.hparams.val_batch_size, self.hparams.num_workers)
 
     def val_dataloader(self) -> list[DataLoader]:
         return [tile_loader(s, self.hparams.val_batch_size, self.hparams.num_workers) for s in self.val_sets]

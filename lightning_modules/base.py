@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.classes import CLASS_NAMES, PADDING, colourise
+from lightning_modules.inference import Blend, Flip, tta_probs
 from lightning_modules.metrics import LandCoverIoU
 from lightning_modules.models import Architecture, build_model, is_norm_parameter
 
@@ -47,9 +48,24 @@ class OptimConfig:
     poly_power: float = 1.0
 
 
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How ``predict`` runs on whole tiles: sliding window, test-time augmentation (METHOD.md section 3)."""
+
+    window: int = 512
+    stride: int = 256
+    batch_size: int = 4
+    """Windows per forward pass."""
+    scales: tuple[float, ...] = (1.0,)
+    """Reference: (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)."""
+    flips: tuple[Flip, ...] = ("none",)
+    """Reference: ("none", "h", "v")."""
+    blend: Blend = "mean"
+
+
 # Checkpoints of modules built in Python (not through the CLI) hold these objects as hyperparameters;
 # registering them keeps such checkpoints loadable with torch.load(weights_only=True).
-torch.serialization.add_safe_globals([NetworkConfig, OptimConfig])
+torch.serialization.add_safe_globals([NetworkConfig, OptimConfig, InferenceConfig])
 
 
 def warmup_poly_factor(step: int, warmup_steps: int, total_steps: int, power: float, warmup_ratio: float) -> float:
@@ -100,10 +116,13 @@ class SegmentationTask(L.LightningModule):
     Batches are dicts with ``image`` (normalised), ``raw_image`` and ``mask``.
     """
 
-    def __init__(self, network: NetworkConfig, optim: OptimConfig, num_overlays: int = 4) -> None:
+    def __init__(
+        self, network: NetworkConfig, optim: OptimConfig, inference: InferenceConfig, num_overlays: int = 4
+    ) -> None:
         super().__init__()
         self.network_config = network
         self.optim_config = optim
+        self.inference_config = inference
         self.num_overlays = num_overlays
         self.model = self.configure_network()
         self.val_names: list[str] = ["val"]
@@ -187,9 +206,25 @@ class SegmentationTask(L.LightningModule):
         self._evaluate(batch, self.test_metric, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Class probabilities and hard labels of whole tiles."""
-        probs = self(batch["image"]).softmax(dim=1)
-        return {"name": batch["name"], "probs": probs, "label": probs.argmax(dim=1)}
+        """Class probabilities of whole tiles: sliding window + TTA as ``inference`` says."""
+        cfg = self.inference_config
+        probs = torch.stack(
+            [
+                tta_probs(
+                    self,
+                    image,
+                    self.network_config.num_classes,
+                    window=cfg.window,
+                    stride=cfg.stride,
+                    scales=cfg.scales,
+                    flips=cfg.flips,
+                    batch_size=cfg.batch_size,
+                    blend=cfg.blend,
+                )
+                for image in batch["image"]
+            ]
+        )
+        return {"name": batch["name"], "grid": batch["grid"], "probs": probs}
 
     def on_validation_epoch_end(self) -> None:
         for name, metric in zip(self.val_names, self.val_metrics, strict=True):

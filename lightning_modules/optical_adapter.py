@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 
 from datamodules.classes import PADDING
-from lightning_modules.base import NetworkConfig, OptimConfig, SegmentationTask
+from lightning_modules.base import InferenceConfig, NetworkConfig, OptimConfig, SegmentationTask
 from lightning_modules.losses import CrossEntropy
 from lightning_modules.mean_teacher import (
     classmix,
@@ -70,6 +70,7 @@ class OpticalAdapter(SegmentationTask):
         optim: optimiser and schedule of the student.
         adaptation: mean-teacher settings and ablation switches.
         predict_with: network used by ``predict``, validation and test: ``student`` (reference) or ``teacher``.
+        inference: sliding window and test-time augmentation of ``predict``.
         num_overlays: validation overlays logged per epoch (target image | prediction | label).
     """
 
@@ -79,9 +80,10 @@ class OpticalAdapter(SegmentationTask):
         optim: OptimConfig = OptimConfig(),
         adaptation: AdaptationConfig = AdaptationConfig(),
         predict_with: Literal["student", "teacher"] = "student",
+        inference: InferenceConfig = InferenceConfig(),
         num_overlays: int = 4,
     ) -> None:
-        super().__init__(network, optim, num_overlays)
+        super().__init__(network, optim, inference, num_overlays)
         self.save_hyperparameters()
         self.adaptation = adaptation
         self.predict_with = predict_with

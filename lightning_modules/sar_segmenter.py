@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from datamodules.classes import BACKGROUND, PADDING
-from lightning_modules.base import NetworkConfig, OptimConfig, SegmentationTask
+from lightning_modules.base import InferenceConfig, NetworkConfig, OptimConfig, SegmentationTask
 from lightning_modules.losses import build_loss
 
 
@@ -37,6 +37,7 @@ class SARSegmenter(SegmentationTask):
         network: the network (default: U-Net ResNet-18, 1 input channel, from scratch).
         optim: optimiser and schedule (default: the reference AdamW, head lr x10, warm-up + poly).
         loss: the loss mix (default: symmetric CE + Lovasz-softmax, weights 1 and 1, ignore 0).
+        inference: sliding window and test-time augmentation of ``predict``.
         num_overlays: validation images logged as image | prediction | label overlays.
     """
 
@@ -45,9 +46,10 @@ class SARSegmenter(SegmentationTask):
         network: NetworkConfig = NetworkConfig(),
         optim: OptimConfig = OptimConfig(),
         loss: LossConfig = LossConfig(),
+        inference: InferenceConfig = InferenceConfig(),
         num_overlays: int = 4,
     ) -> None:
-        super().__init__(network, optim, num_overlays)
+        super().__init__(network, optim, inference, num_overlays)
         self.save_hyperparameters()
         self.loss_config = loss
         self.criterion = build_loss(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
 from datamodules.optical import OpticalDataModule
+from datamodules.rasters import raster_info, read_label, read_raster
 from lightning_modules.base import NetworkConfig, OptimConfig
 from lightning_modules.optical_adapter import AdaptationConfig, OpticalAdapter
 from tests.test_cli import REPO, run_cli
@@ -104,10 +107,11 @@ def test_checkpoint_round_trip_restores_the_teacher(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_stage1_fit_cli_end_to_end(tiny_root: Path, tmp_path: Path) -> None:
+def test_stage1_fit_then_predict_writes_a_georeferenced_pseudo_label_set(tiny_root: Path, tmp_path: Path) -> None:
+    root = Path(shutil.copytree(tiny_root, tmp_path / "data"))
     out = tmp_path / "run"
     result = run_cli(
-        "fit", "--config", str(REPO / "experiments/demo_stage1.yaml"), "--data.root", str(tiny_root),
+        "fit", "--config", str(REPO / "experiments/demo_stage1.yaml"), "--data.root", str(root),
         "--data.crop_size", "64", "--data.batch_size", "2", "--data.num_workers", "0",
         "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
         "--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out),
@@ -115,8 +119,39 @@ def test_stage1_fit_cli_end_to_end(tiny_root: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "val after 2 steps: mIoU" in result.stdout and "val_source after 2 steps: mIoU" in result.stdout
-    state = torch.load(next(out.rglob("last.ckpt")), map_location="cpu", weights_only=False)
+    checkpoint = next(out.rglob("last.ckpt"))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     assert any(k.startswith("teacher.") for k in state["state_dict"])
+
+    predict = (
+        "predict", "--config", str(REPO / "experiments/demo_stage1.yaml"), "--data.root", str(root),
+        "--data.num_workers", "0", "--data.pseudo_label_set", "teacher_test", "--ckpt_path", str(checkpoint),
+        "--model.init_args.inference.window", "48", "--model.init_args.inference.stride", "24",
+        "--trainer.callbacks+=lightning_modules.writers.TileWriter", "--trainer.logger", "false",
+        "--trainer.default_root_dir", str(out),
+    )  # fmt: skip
+    result = run_cli(*predict, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    train = root / "OpenEarthMap-SAR/train"
+    paired = sorted(p.name for p in (train / "rgb_images").iterdir())
+    labels = sorted((train / "labels_pl/teacher_test").iterdir())
+    assert [p.name for p in labels] == paired  # every tile with an RGB partner, nothing else
+    for path in labels:
+        sar, label = raster_info(train / "sar_images" / path.name), raster_info(path)
+        assert (label.crs, label.transform, label.shape, label.count) == (sar.crs, sar.transform, sar.shape, 1)
+        soft = read_raster(train / "labels_pl_soft/teacher_test" / path.name)
+        assert soft.shape == (9, *sar.shape) and soft.dtype == np.uint8
+        hard = read_label(path)
+        assert int(hard.max()) <= 8
+        # floor(255 p) can tie two classes; where it does not, its argmax is the label.
+        top2 = np.sort(soft, axis=0)[-2:]
+        clear = top2[1] > top2[0]
+        np.testing.assert_array_equal(soft.argmax(0)[clear], hard[clear])
+    stamps = [p.stat().st_mtime_ns for p in labels]
+    result = run_cli(*predict, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{len(paired)} of {len(paired)} tiles already in" in result.stdout + result.stderr
+    assert [p.stat().st_mtime_ns for p in labels] == stamps  # complete tiles are not rewritten
 
 
 @pytest.mark.slow
