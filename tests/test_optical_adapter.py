@@ -127,7 +127,7 @@ def test_stage1_fit_then_predict_writes_a_georeferenced_pseudo_label_set(tiny_ro
         "predict", "--config", str(REPO / "experiments/demo_stage1.yaml"), "--data.root", str(root),
         "--data.num_workers", "0", "--data.pseudo_label_set", "teacher_test", "--ckpt_path", str(checkpoint),
         "--model.init_args.inference.window", "48", "--model.init_args.inference.stride", "24",
-        "--trainer.callbacks+=lightning_modules.writers.TileWriter", "--trainer.logger", "false",
+        "--trainer.logger", "false",
         "--trainer.default_root_dir", str(out),
     )  # fmt: skip
     result = run_cli(*predict, cwd=tmp_path)
