@@ -5,7 +5,7 @@ budget) with several training seeds on one generated dataset, and reports the fi
 validation mIoU (OEM-SAR optical, clean truth) and the source validation mIoU (OEM val), as mean
 and standard deviation over seeds.
 
-    python benchmarks/stage1_adaptation.py [--seeds 0 1 2] [--steps 300] [extra CLI arguments ...]
+    python benchmarks/stage1_adaptation.py [--seeds 0 1 2] [--steps 300] [--variants ...] [extra CLI arguments ...]
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args, extra = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
@@ -66,7 +67,8 @@ def main() -> None:
                         "--progress", "false"], check=True, cwd=REPO)  # fmt: skip
         print(f"stage 1 on the default synthetic data, {args.steps} steps per run, seeds {args.seeds}", flush=True)
         rows = []
-        for name, variant in VARIANTS.items():
+        for name in args.variants:
+            variant = VARIANTS[name]
             scores = [run(variant, s, args.steps, root, Path(tmp) / f"run_{len(rows)}_{s}", extra) for s in args.seeds]
             target = [s["val"] for s in scores]
             source = [s["val_source"] for s in scores]
