@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules.synthetic import generate_demo_data
+from lightning_modules.selection import select_pseudo_labels
 
 TRAINER_DEFAULTS = {
     "default_root_dir": "runs",
@@ -52,7 +53,6 @@ class MapperCLI(LightningCLI):
             }
         )
 
-
     def before_instantiate_classes(self) -> None:
         # Writers put predictions on disk; also holding every tile's probabilities in memory would not
         # scale, so predict returns nothing unless asked to.
@@ -60,7 +60,7 @@ class MapperCLI(LightningCLI):
             self.config.predict.return_predictions = False
 
 
-TOOLS = {"make-demo-data": generate_demo_data}
+TOOLS = {"make-demo-data": generate_demo_data, "select-pseudo-labels": select_pseudo_labels}
 
 
 def main(argv: list[str] | None = None) -> None:
