@@ -16,7 +16,7 @@ if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
 
 from jsonargparse import auto_cli
 from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules.synthetic import generate_demo_data
@@ -32,12 +32,11 @@ TRAINER_DEFAULTS = {
 
 
 class MapperCLI(LightningCLI):
-    """LightningCLI with always-present, configurable checkpoints (best val mIoU, latest) and lr logging."""
+    """LightningCLI with always-present, configurable checkpoints (best val mIoU and latest)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
-        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/mIoU",
@@ -49,7 +48,6 @@ class MapperCLI(LightningCLI):
                 "last_checkpoint.enable_version_counter": False,
                 "checkpoint.filename": "best-{step}",
                 "checkpoint.auto_insert_metric_name": False,
-                "lr_monitor.logging_interval": "step",
             }
         )
 

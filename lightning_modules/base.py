@@ -182,6 +182,10 @@ class SegmentationTask(L.LightningModule):
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Logged here rather than by LearningRateMonitor, which refuses to run without a logger.
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
+
     def eval_loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
         """Loss reported on validation/test batches; None to report none."""
         return None

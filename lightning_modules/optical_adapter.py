@@ -163,6 +163,7 @@ class OpticalAdapter(SegmentationTask):
         return source_loss + mix_loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)
         if self.adaptation.enabled:
             # global_step was just incremented: the update after step k uses momentum(k).
             ema_update(self.teacher, self.model, ema_momentum(self.global_step - 1, self.adaptation.alpha_max))

@@ -168,3 +168,34 @@ def test_teacher_is_identical_on_both_ddp_ranks(tiny_root: Path, tmp_path: Path)
     torch.testing.assert_close(rank0["teacher"], rank1["teacher"], rtol=0, atol=0)
     torch.testing.assert_close(rank0["student"], rank1["student"], rtol=0, atol=0)
     assert not torch.equal(rank0["teacher"], rank0["student"])  # the teacher lags: it is a real EMA
+
+
+@pytest.mark.slow
+def test_pseudo_labels_from_two_ddp_ranks_equal_those_of_one_process(tiny_root: Path, tmp_path: Path) -> None:
+    fit = run_cli(
+        "fit", "--config", str(REPO / "experiments/demo_stage1.yaml"), "--data.root", str(tiny_root),
+        "--data.crop_size", "64", "--data.batch_size", "2", "--data.num_workers", "0", "--trainer.max_steps", "1",
+        "--trainer.val_check_interval", "1", "--trainer.limit_val_batches", "1", "--trainer.logger", "false",
+        "--trainer.default_root_dir", str(tmp_path / "fit"), "--last_checkpoint.dirpath", str(tmp_path / "fit"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    checkpoint = tmp_path / "fit" / "last.ckpt"
+    outputs = {}
+    for devices in (1, 2):
+        root = Path(shutil.copytree(tiny_root, tmp_path / f"data{devices}"))
+        result = run_cli(
+            "predict", "--config", str(REPO / "experiments/demo_stage1.yaml"), "--data.root", str(root),
+            "--data.num_workers", "0", "--ckpt_path", str(checkpoint), "--trainer.logger", "false",
+            "--model.init_args.inference.window", "48",
+            "--model.init_args.inference.stride", "24", "--trainer.accelerator", "cpu",
+            "--trainer.devices", str(devices), "--trainer.strategy", "ddp" if devices == 2 else "auto",
+            "--trainer.default_root_dir", str(tmp_path / f"run{devices}"),
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        folder = root / "OpenEarthMap-SAR/train/labels_pl/stage1"
+        outputs[devices] = {p.name: read_label(p) for p in sorted(folder.iterdir())}
+    assert list(outputs[1]) == list(outputs[2]) and len(outputs[1]) == 5
+    for name, label in outputs[1].items():
+        np.testing.assert_array_equal(label, outputs[2][name])
