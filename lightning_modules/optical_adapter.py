@@ -90,8 +90,7 @@ class OpticalAdapter(SegmentationTask):
         # A registered, frozen submodule: saved in checkpoints, moved with the student, broadcast
         # by DDP at start-up, and kept identical across ranks by identical EMA updates.
         self.teacher = make_teacher(self.model)
-        self.source_loss = CrossEntropy(ignore_index=PADDING)
-        self.mix_loss = CrossEntropy(ignore_index=PADDING)
+        self.cross_entropy = CrossEntropy(ignore_index=PADDING)  # source CE and pixel-weighted mix CE
         self._mix_generator = torch.Generator()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -151,13 +150,13 @@ class OpticalAdapter(SegmentationTask):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         source, target = batch["source"], batch["target"]
         batch_size = source["image"].shape[0]
-        source_loss = self.source_loss(self(source["image"]), source["mask"])
+        source_loss = self.cross_entropy(self(source["image"]), source["mask"])
         self.log("train/loss_source", source_loss, prog_bar=True, batch_size=batch_size)
         if not self.adaptation.enabled:
             return source_loss
         labels, weights = self._pseudo_labels(target)
         images, mixed_labels, pixel_weights = self._mixed_batch(source, target, labels, weights)
-        mix_loss = self.mix_loss(self(images), mixed_labels, pixel_weight=pixel_weights)
+        mix_loss = self.cross_entropy(self(images), mixed_labels, pixel_weight=pixel_weights)
         self.log("train/loss_mix", mix_loss, prog_bar=True, batch_size=batch_size)
         self.log("train/pseudo_label_weight", weights.float().mean(), batch_size=batch_size)
         return source_loss + mix_loss
