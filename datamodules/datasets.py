@@ -84,13 +84,12 @@ def index_oem_sar(
     split: str,
     modality: Modality = "sar",
     label_set: str | None = "official",
-    require_rgb: bool = False,
 ) -> list[Tile]:
     """List the tiles of one OpenEarthMap-SAR split, paired by file name.
 
-    The SAR folder defines the tiles. A tile whose required partner (RGB image when the modality is
-    ``rgb`` or ``require_rgb`` is set; the label when ``label_set`` is given) is missing is skipped,
-    with one warning naming the skipped tiles.
+    The SAR folder defines the tiles. A tile whose required partner (the RGB image when the
+    modality is ``rgb``, the label when ``label_set`` is given) is missing is skipped, with one
+    warning naming the skipped tiles.
 
     Raises:
         DataError: a missing or empty folder, or no tile left after pairing.
@@ -98,7 +97,7 @@ def index_oem_sar(
     split_dir = Path(root) / OEM_SAR_DIR / split
     names = _tif_names(split_dir / SAR_IMAGES)
     image_dir = split_dir / (RGB_IMAGES if modality == "rgb" else SAR_IMAGES)
-    if modality == "rgb" or require_rgb:
+    if modality == "rgb":
         available = set(_tif_names(split_dir / RGB_IMAGES))
         _warn_skipped([n for n in names if n not in available], split_dir / RGB_IMAGES)
         names = [n for n in names if n in available]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,15 +82,13 @@ def read_raster(
     *,
     bands: int | None = None,
     window: Window | None = None,
-    boundless: bool = False,
 ) -> np.ndarray:
     """Read a raster (or a window of it) as a (bands, height, width) array.
 
     Args:
         path: GeoTIFF (or any GDAL raster) to read.
         bands: expected band count; a file with another count is an error.
-        window: optional pixel window; with ``boundless`` it may extend past the edges (filled with 0).
-        boundless: allow a window outside the raster.
+        window: optional pixel window.
 
     Raises:
         DataError: missing, unreadable or truncated file, wrong band count, NaN or inf values.
@@ -99,7 +97,7 @@ def read_raster(
     with _gdal_errors_name(path), rasterio.open(path) as src:
         if bands is not None and src.count != bands:
             raise DataError(path, f"has {src.count} band(s), expected {bands}")
-        data = src.read(window=window, boundless=boundless, fill_value=0)
+        data = src.read(window=window)
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise DataError(path, f"contains {int((~np.isfinite(data)).sum())} NaN or inf value(s)")
     return data
@@ -124,18 +122,6 @@ def read_label(path: str | os.PathLike, window: Window | None = None) -> np.ndar
     label = read_raster(path, bands=1, window=window)[0]
     check_label_values(label, path)
     return label.astype(np.uint8, copy=False)
-
-
-def check_same_size(infos: Sequence[RasterInfo]) -> None:
-    """Raise DataError (naming both files) unless all rasters have the same height and width."""
-    first = infos[0]
-    for other in infos[1:]:
-        if other.shape != first.shape:
-            raise DataError(
-                other.path,
-                f"size {other.width}x{other.height} differs from {first.path.name} "
-                f"({first.width}x{first.height}); paired tiles must share one grid",
-            )
 
 
 @contextlib.contextmanager
