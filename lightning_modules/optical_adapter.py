@@ -165,4 +165,13 @@ class OpticalAdapter(SegmentationTask):
         super().on_train_batch_end(outputs, batch, batch_idx)
         if self.adaptation.enabled:
             # global_step was just incremented: the update after step k uses momentum(k).
-            ema_update(self.teacher, self.model, ema_momentum(self.global_step - 1, self.adaptation.alpha_max))
+            self.update_teacher(self.global_step - 1)
+
+    def update_teacher(self, step: int) -> None:
+        """EMA of the student's parameters after optimiser step ``step``.
+
+        A teacher run in train mode keeps its own BatchNorm statistics (DAFormer); one run in eval
+        mode never updates them, so it takes the student's, else it would use its initial ones.
+        """
+        buffers = "keep" if self.adaptation.teacher_mode == "train" else "copy"
+        ema_update(self.teacher, self.model, ema_momentum(step, self.adaptation.alpha_max), buffers=buffers)

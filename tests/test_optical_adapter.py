@@ -199,3 +199,13 @@ def test_pseudo_labels_from_two_ddp_ranks_equal_those_of_one_process(tiny_root: 
     assert list(outputs[1]) == list(outputs[2]) and len(outputs[1]) == 5
     for name, label in outputs[1].items():
         np.testing.assert_array_equal(label, outputs[2][name])
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_eval_mode_teacher_follows_the_students_batchnorm_statistics(mode: str) -> None:
+    model = OpticalAdapter(network=SMALL_NET, adaptation=AdaptationConfig(teacher_mode=mode))
+    model.model.encoder.bn1.running_mean.fill_(3.0)
+    model.update_teacher(0)
+    teacher_mean = model.teacher.encoder.bn1.running_mean
+    assert torch.equal(teacher_mean, torch.full_like(teacher_mean, 3.0)) == (mode == "eval")
+    torch.testing.assert_close(model.teacher.encoder.conv1.weight, model.model.encoder.conv1.weight)  # momentum 0
