@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datamodules.classes import CLASS_NAMES, NUM_CLASSES, SCORED_CLASSES
 from datamodules.rasters import read_label, read_raster
+from datamodules.resolution_alignment import ResolutionAlignment
 from datamodules.synthetic import OEM_DIR, SAR_DIR, SyntheticConfig, generate_demo_data
 
 
@@ -120,6 +121,22 @@ def per_class_line(matrix: np.ndarray) -> str:
     return ", ".join(f"{CLASS_NAMES[c]} {iou[c]:.2f}" for c in SCORED_CLASSES)
 
 
+def sharpness(image: np.ndarray) -> float:
+    """Mean absolute difference of horizontally and vertically adjacent pixels of a (C, H, W) image."""
+    x = image.astype(np.float64)
+    return float((np.abs(np.diff(x, axis=1)).mean() + np.abs(np.diff(x, axis=2)).mean()) / 2)
+
+
+def raa_sharpness(images: list[np.ndarray], seed: int = 0) -> float:
+    """Mean sharpness of OEM images after RAA with the reference ranges, always applied (p = 1)."""
+    raa, rng, values = ResolutionAlignment(p=1.0), np.random.default_rng(seed), []
+    for image in images:
+        for _ in range(4):
+            out, _ = raa(image.transpose(1, 2, 0), image[0], rng)
+            values.append(sharpness(out.transpose(2, 0, 1)))
+    return float(np.mean(values))
+
+
 def report(root: Path, control: Path) -> None:
     """Print every figure of the check."""
     sar = root / SAR_DIR
@@ -163,6 +180,17 @@ def report(root: Path, control: Path) -> None:
         )
         print("  OEM val per class:    ", per_class_line(on_oem))
         print("  OEM-SAR RGB per class:", per_class_line(on_target))
+        oem_sharp = np.mean([sharpness(image) for image, _ in oem_val])
+        target_sharp = np.mean([sharpness(image) for image, _ in target])
+        print(
+            f"  sharpness (mean |neighbour difference|): OEM val {oem_sharp:.2f}, OEM-SAR RGB {target_sharp:.2f} "
+            f"(ratio {target_sharp / oem_sharp:.2f})"
+        )
+    images = [image for image, _ in oem_train]
+    print(
+        f"sharpness of OEM train after RAA (reference ranges, p 1): {raa_sharpness(images):.2f}, "
+        f"without: {np.mean([sharpness(image) for image in images]):.2f}"
+    )
 
 
 def main() -> None:

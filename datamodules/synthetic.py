@@ -6,7 +6,9 @@ in streets; tree clusters; rivers and ponds; crossing roads). Each scene is rend
 
 * a sharp optical image (OpenEarthMap style),
 * an optical image in the OpenEarthMap-SAR style: another season and colour balance, haze and a
-  2.5x lower effective resolution, all scaled by ``domain_gap`` (0 renders exactly like OEM),
+  lower effective resolution drawn per tile (by default 2.9-10x coarser than the grid, the range
+  the reference resolution alignment augmentation was designed for: r ~ U(0.1, 0.35)), all scaled
+  by ``domain_gap`` (0 renders exactly like OEM),
 * a SAR amplitude image: class-dependent backscatter, double-bounce building edges and radar
   shadows, multiplicative gamma speckle, a per-tile relative 8-bit scaling with ~10-22 % exact
   zeros inside the valid area (the real Umbra sample in ``shared/real_samples`` has ~24 %), and
@@ -90,6 +92,12 @@ class SyntheticConfig:
         label_noise: strength of the corruption of the OEM-SAR train labels (0 = clean copies,
             0.3 = ~60 % pixel agreement, 1 = ~25 %).
         domain_gap: 0 renders the OEM-SAR optical images exactly like OEM; 1 is the default gap.
+        optical_resolution_range: range of the effective resolution r of an OEM-SAR optical tile
+            relative to its grid (r = 0.1: a 10x coarser image resampled onto the grid), drawn
+            per tile, uniformly. The default (0.1, 0.35) is the target of the reference RAA
+            (StuLiu/DFC2025Track1, ``RandomDownUp(ratio_range=(0.1, 0.35))``), the only statement
+            of the real OEM vs OEM-SAR optical resolution gap we found. The blur factor is
+            ``1 + domain_gap * (1 / r - 1)``, so ``domain_gap=0`` stays sharp.
         nodata_test_fraction: fraction of the test SAR tiles with a black no-data wedge.
     """
 
@@ -103,6 +111,7 @@ class SyntheticConfig:
     speckle_looks: float = 2.0
     label_noise: float = 0.3
     domain_gap: float = 1.0
+    optical_resolution_range: tuple[float, float] = (0.1, 0.35)
     nodata_test_fraction: float = 0.35
 
     def __post_init__(self) -> None:
@@ -120,6 +129,12 @@ class SyntheticConfig:
             (self.speckle_looks <= 0, f"speckle_looks must be > 0, got {self.speckle_looks}"),
             (self.label_noise < 0, f"label_noise must be >= 0, got {self.label_noise}"),
             (self.domain_gap < 0, f"domain_gap must be >= 0, got {self.domain_gap}"),
+            (
+                len(self.optical_resolution_range) != 2
+                or not 0 < self.optical_resolution_range[0] <= self.optical_resolution_range[-1] <= 1,
+                f"optical_resolution_range must be (low, high) with 0 < low <= high <= 1, "
+                f"got {self.optical_resolution_range}",
+            ),
             (
                 not 0 <= self.nodata_test_fraction <= 1,
                 f"nodata_test_fraction must be in [0, 1], got {self.nodata_test_fraction}",
@@ -417,14 +432,18 @@ def _oem_style() -> _OpticalStyle:
     return _OpticalStyle(season=0.0, gains=(1.0, 1.0, 1.0), haze=0.0, resolution_factor=1.0)
 
 
-def _sar_optical_style(domain_gap: float) -> _OpticalStyle:
-    """The OEM-SAR optical style; ``domain_gap`` 0 gives exactly the OEM style."""
+def _sar_optical_style(domain_gap: float, resolution: float) -> _OpticalStyle:
+    """The OEM-SAR optical style of one tile; ``domain_gap`` 0 gives exactly the OEM style.
+
+    ``resolution`` is the tile's effective resolution relative to its grid (0 < r <= 1); the
+    image is rendered ``1 + domain_gap * (1 / r - 1)`` times coarser and resampled.
+    """
     g = float(domain_gap)
     return _OpticalStyle(
         season=0.45 * g,
         gains=(1 + 0.08 * g, 1.0, 1 - 0.1 * g),
         haze=0.15 * g,
-        resolution_factor=1.0 + 1.5 * g,
+        resolution_factor=1.0 + g * (1.0 / resolution - 1.0),
     )
 
 
@@ -769,7 +788,8 @@ def _write_sar_tile(out: Path, tile: _Tile, config: SyntheticConfig, wedge: bool
     write_raster(folder / "sar_images" / tile.name, sar, **geo)
     last_train = tile.dataset == "train" and tile.index == config.sar_train_tiles - 1
     if tile.dataset != "test" and not last_train:
-        rgb = _render_optical(rng(1), label, _sar_optical_style(config.domain_gap))
+        resolution = float(rng(6).uniform(*config.optical_resolution_range))  # its own stream
+        rgb = _render_optical(rng(1), label, _sar_optical_style(config.domain_gap, resolution))
         write_raster(folder / "rgb_images" / tile.name, rgb, **geo)
     if tile.dataset == "train":
         noisy = _corrupt_labels(rng(5), label, config.label_noise)
@@ -795,13 +815,18 @@ def _write_all(out: Path, config: SyntheticConfig, progress: bool) -> None:
     (out / MARKER).write_text(json.dumps(asdict(config), indent=2) + "\n")
 
 
+_FIRST_MARKER_FIELDS = {f.name for f in fields(SyntheticConfig)} - {"optical_resolution_range"}
+
+
 def demo_data_complete(root: str | os.PathLike) -> bool:
     """Whether ``root`` holds a complete synthetic dataset (its ``SYNTHETIC.json`` marker is valid)."""
     try:
         marker = json.loads((Path(root) / MARKER).read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(marker, dict) and {f.name for f in fields(SyntheticConfig)} <= marker.keys()
+    # Only the fields of the first version are required, so that a dataset written before a field
+    # was added still counts as complete (it is kept, with a warning that its config differs).
+    return isinstance(marker, dict) and marker.keys() >= _FIRST_MARKER_FIELDS
 
 
 @contextlib.contextmanager
@@ -821,7 +846,7 @@ def _check_existing(root: Path, config: SyntheticConfig) -> bool:
     """True if ``root`` is already a complete dataset; raise if it holds anything else."""
     if demo_data_complete(root):
         stored = json.loads((root / MARKER).read_text())
-        if stored != asdict(config):
+        if stored != json.loads(json.dumps(asdict(config))):  # tuples are lists in JSON
             warnings.warn(
                 f"{root} already holds synthetic data generated with {stored}; keeping it "
                 f"(requested {asdict(config)}). Remove the folder to regenerate.",

@@ -124,8 +124,8 @@ def test_default_label_noise_agreement_matches_the_documented_range() -> None:
 def test_domain_gap_zero_renders_exactly_like_oem() -> None:
     label = synthetic._generate_scene(np.random.default_rng(5), 128)
     oem = synthetic._render_optical(np.random.default_rng(6), label, synthetic._oem_style())
-    no_gap = synthetic._render_optical(np.random.default_rng(6), label, synthetic._sar_optical_style(0.0))
-    gap = synthetic._render_optical(np.random.default_rng(6), label, synthetic._sar_optical_style(1.0))
+    no_gap = synthetic._render_optical(np.random.default_rng(6), label, synthetic._sar_optical_style(0.0, 0.1))
+    gap = synthetic._render_optical(np.random.default_rng(6), label, synthetic._sar_optical_style(1.0, 0.35))
     assert np.array_equal(oem, no_gap)
 
     def sharpness(image: np.ndarray) -> float:
@@ -147,6 +147,42 @@ def test_domain_gap_knob_changes_the_generated_optical_tiles(tiny: Path, tmp_pat
         read_label(rgb.parent.parent / "labels" / rgb.name),
         read_label(no_gap / SAR / "val" / "labels" / rgb.name),
     )
+
+
+def test_optical_resolution_is_drawn_per_tile_from_its_range() -> None:
+    label = synthetic._generate_scene(np.random.default_rng(5), 128)
+
+    def sharpness(resolution: float) -> float:
+        style = synthetic._sar_optical_style(1.0, resolution)
+        image = synthetic._render_optical(np.random.default_rng(6), label, style)
+        return float(np.abs(np.diff(image.astype(float), axis=2)).mean())
+
+    assert synthetic._sar_optical_style(1.0, 0.1).resolution_factor == pytest.approx(10.0)
+    assert synthetic._sar_optical_style(0.5, 0.25).resolution_factor == pytest.approx(2.5)
+    assert sharpness(0.1) < sharpness(0.35) < sharpness(1.0)
+
+
+def test_optical_resolution_changes_only_the_oem_sar_rgb(tiny: Path, tmp_path: Path) -> None:
+    other = generate_demo_data(tmp_path / "other", replace(TINY, optical_resolution_range=(0.5, 0.5)), progress=False)
+    changed = 0
+    for path in sorted(tiny.rglob("*.tif")):
+        same = np.array_equal(read_raster(path), read_raster(other / path.relative_to(tiny)))
+        if "rgb_images" in path.parts:
+            changed += not same
+        else:
+            assert same, path  # OEM, SAR, labels and noisy labels keep their random streams
+    assert changed == TINY.sar_train_tiles - 1 + TINY.sar_val_tiles
+
+
+def test_a_dataset_written_before_optical_resolution_range_is_kept(tiny: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    generate_demo_data(old, TINY, progress=False)
+    marker = json.loads((old / "SYNTHETIC.json").read_text())
+    del marker["optical_resolution_range"]
+    (old / "SYNTHETIC.json").write_text(json.dumps(marker))
+    assert demo_data_complete(old)
+    with pytest.warns(UserWarning, match="keeping it"):
+        assert generate_demo_data(old, TINY, progress=False) == old
 
 
 def test_nodata_wedges_are_border_connected_zeros_with_label_zero(tiny: Path) -> None:
@@ -186,7 +222,7 @@ def test_all_eight_classes_appear(tiny: Path) -> None:
 
 
 def test_marker_holds_the_config_and_marks_completion(tiny: Path, tmp_path: Path) -> None:
-    assert json.loads((tiny / "SYNTHETIC.json").read_text()) == asdict(TINY)
+    assert json.loads((tiny / "SYNTHETIC.json").read_text()) == json.loads(json.dumps(asdict(TINY)))
     assert demo_data_complete(tiny)
     unmarked = tmp_path / "unmarked"
     (unmarked / "OpenEarthMap").mkdir(parents=True)
@@ -235,3 +271,7 @@ def test_invalid_config_is_rejected() -> None:
         SyntheticConfig(speckle_looks=0)
     with pytest.raises(ValueError, match="nodata_test_fraction"):
         SyntheticConfig(nodata_test_fraction=1.5)
+    with pytest.raises(ValueError, match="optical_resolution_range"):
+        SyntheticConfig(optical_resolution_range=(0.4, 0.2))
+    with pytest.raises(ValueError, match="optical_resolution_range"):
+        SyntheticConfig(optical_resolution_range=(0.0, 0.2))
