@@ -2,6 +2,7 @@
 
 python cli.py fit --config experiments/demo_sar.yaml        # LightningCLI: fit/validate/test/predict
 python cli.py make-demo-data --root data/demo               # write the synthetic OEM + OEM-SAR
+python cli.py pipeline --config experiments/demo.yaml       # the whole method, stage by stage
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ TOOLS = {"make-demo-data": generate_demo_data, "select-pseudo-labels": select_ps
 def main(argv: list[str] | None = None) -> None:
     """Dispatch to a tool (first argument names it) or to LightningCLI."""
     words = sys.argv[1:] if argv is None else argv
+    if words and words[0] == "pipeline":
+        from pipeline.runner import main as pipeline_main
+
+        pipeline_main(words[1:])
+        return
     if words and words[0] in TOOLS:
         auto_cli(TOOLS[words[0]], args=words[1:], as_positional=False)
         return
