@@ -88,7 +88,11 @@ def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: encoder weights file does not exist")
-    source = {k.removeprefix("encoder.").removeprefix("module."): v for k, v in _read_state_dict(path).items()}
+    # "model." is a Lightning checkpoint's prefix (e.g. a stage-1 student initialising stage 2).
+    source = {
+        k.removeprefix("model.").removeprefix("encoder.").removeprefix("module."): v
+        for k, v in _read_state_dict(path).items()
+    }
     target = encoder.state_dict()
     loaded: dict[str, torch.Tensor] = {}
     for key, tensor in source.items():

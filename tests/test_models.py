@@ -43,6 +43,17 @@ def test_local_encoder_weights_are_loaded_and_adapted_to_one_channel(tmp_path: P
     torch.testing.assert_close(model.encoder.conv1.weight, donor.encoder.conv1.weight.sum(1, keepdim=True))
 
 
+def test_stage1_lightning_checkpoint_initialises_the_encoder_with_the_student(tmp_path: Path) -> None:
+    student, teacher = (build_model("Unet", "resnet18", in_channels=3, num_classes=9) for _ in range(2))
+    state = {f"model.{k}": v for k, v in student.state_dict().items()}
+    state |= {f"teacher.{k}": v for k, v in teacher.state_dict().items()}
+    path = tmp_path / "stage1.ckpt"
+    torch.save({"state_dict": state, "global_step": 3}, path)
+    model = build_model("Unet", "resnet18", in_channels=1, num_classes=9, encoder_weights=str(path))
+    torch.testing.assert_close(model.encoder.layer4[1].conv2.weight, student.encoder.layer4[1].conv2.weight)
+    assert not torch.equal(model.encoder.layer4[1].conv2.weight, teacher.encoder.layer4[1].conv2.weight)
+
+
 def test_wrong_weights_file_is_named(tmp_path: Path) -> None:
     path = tmp_path / "other.pth"
     torch.save({"foo.weight": torch.zeros(3)}, path)
