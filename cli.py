@@ -2,6 +2,7 @@
 
 python cli.py fit --config experiments/demo_sar.yaml        # LightningCLI: fit/validate/test/predict
 python cli.py make-demo-data --root data/demo               # write the synthetic OEM + OEM-SAR
+python cli.py map --ckpt_path CKPT --input SCENE.tif --output MAP.tif   # map a SAR scene of any size
 python cli.py pipeline --config experiments/demo.yaml       # the whole method, stage by stage
 """
 
@@ -21,6 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules.synthetic import generate_demo_data
+from lightning_modules.scene_mapper import map_scene
 from lightning_modules.selection import select_pseudo_labels
 
 TRAINER_DEFAULTS = {
@@ -59,7 +61,11 @@ class MapperCLI(LightningCLI):
             self.config.predict.return_predictions = False
 
 
-TOOLS = {"make-demo-data": generate_demo_data, "select-pseudo-labels": select_pseudo_labels}
+TOOLS = {
+    "make-demo-data": generate_demo_data,
+    "select-pseudo-labels": select_pseudo_labels,
+    "map": map_scene,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -87,3 +87,43 @@ def apply_nodata(label: np.ndarray, mask: np.ndarray, valid_fraction_threshold: 
     if valid_fraction(mask) < valid_fraction_threshold:
         out[mask.astype(bool)] = BACKGROUND
     return out
+
+
+class OverviewNoData:
+    """The no-data region of a whole scene, found on a reduced overview and applied block by block.
+
+    Border connectivity is a property of the whole scene, which may not fit in memory; so the
+    detector runs on a nearest-neighbour overview (exact when the overview is the full scene) and
+    each block takes the overview mask at its pixels, restricted to its own zero pixels. The
+    99.85 % rule is decided once, for the whole scene.
+
+    Args:
+        overview: (h, w) band of the scene read at reduced size.
+        scene_shape: (H, W) of the full scene.
+        min_area: smallest no-data region in full-scene pixels (scaled to the overview).
+        valid_fraction_threshold: apply the mask only when the valid fraction is below this.
+        zero_value: the no-data value.
+    """
+
+    def __init__(
+        self,
+        overview: np.ndarray,
+        scene_shape: tuple[int, int],
+        min_area: int,
+        valid_fraction_threshold: float = 0.9985,
+        zero_value: float = 0,
+    ) -> None:
+        self.scene_shape = scene_shape
+        self.zero_value = zero_value
+        scale = overview.size / (scene_shape[0] * scene_shape[1])
+        self.mask = nodata_mask(overview, min_area=round(min_area * scale), zero_value=zero_value)
+        self.active = valid_fraction(self.mask) < valid_fraction_threshold
+
+    def block_mask(self, sar: np.ndarray, row_off: int, col_off: int) -> np.ndarray:
+        """(h, w) bool no-data mask of the (h, w) block of the scene starting at (row_off, col_off)."""
+        if not self.active:
+            return np.zeros(sar.shape, dtype=bool)
+        (height, width), (oh, ow) = self.scene_shape, self.mask.shape
+        rows = (np.arange(row_off, row_off + sar.shape[0]) * oh) // height
+        cols = (np.arange(col_off, col_off + sar.shape[1]) * ow) // width
+        return self.mask[np.ix_(rows, cols)] & (sar == self.zero_value)

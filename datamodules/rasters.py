@@ -82,6 +82,7 @@ def read_raster(
     *,
     bands: int | None = None,
     window: Window | None = None,
+    out_shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Read a raster (or a window of it) as a (bands, height, width) array.
 
@@ -89,6 +90,8 @@ def read_raster(
         path: GeoTIFF (or any GDAL raster) to read.
         bands: expected band count; a file with another count is an error.
         window: optional pixel window.
+        out_shape: optional (height, width) to read at, nearest-neighbour resampled (a quick-look
+            of a large raster without holding it at full size).
 
     Raises:
         DataError: missing, unreadable or truncated file, wrong band count, NaN or inf values.
@@ -97,10 +100,16 @@ def read_raster(
     with _gdal_errors_name(path), rasterio.open(path) as src:
         if bands is not None and src.count != bands:
             raise DataError(path, f"has {src.count} band(s), expected {bands}")
-        data = src.read(window=window)
+        data = src.read(window=window, out_shape=None if out_shape is None else (src.count, *out_shape))
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise DataError(path, f"contains {int((~np.isfinite(data)).sum())} NaN or inf value(s)")
     return data
+
+
+def overview_shape(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(h, w) of a raster scaled down so that its longer side is at most ``max_side`` (never enlarged)."""
+    factor = min(1.0, max_side / max(height, width))
+    return max(1, round(height * factor)), max(1, round(width * factor))
 
 
 def check_label_values(label: np.ndarray, path: str | os.PathLike) -> None:
@@ -145,6 +154,68 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             sidecar.unlink(missing_ok=True)
 
 
+def geotiff_profile(
+    height: int,
+    width: int,
+    count: int,
+    dtype: str,
+    *,
+    crs: CRS | str | None = None,
+    transform: Affine | None = None,
+    nodata: float | None = None,
+    tiled: bool = True,
+) -> dict[str, Any]:
+    """Creation options of a deflate-compressed GeoTIFF, internally tiled 256 x 256 when large enough.
+
+    Args:
+        height: rows.
+        width: columns.
+        count: bands.
+        dtype: pixel type, e.g. ``uint8``.
+        crs: coordinate reference system to copy from the source (None: not georeferenced).
+        transform: affine geotransform, copied as it is (rotated ones included; None: identity grid).
+        nodata: optional no-data value.
+        tiled: write internal 256x256 tiles (faster windowed reads of large maps).
+    """
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": dtype,
+        "compress": "deflate",
+    }
+    if tiled and height >= 256 and width >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    if crs is not None:
+        profile["crs"] = crs
+    if transform is not None:
+        profile["transform"] = transform
+    if nodata is not None:
+        profile["nodata"] = nodata
+    return profile
+
+
+@contextlib.contextmanager
+def open_geotiff_writer(path: str | os.PathLike, profile: dict[str, Any], colormap: bool = False) -> Iterator[Any]:
+    """Open a GeoTIFF for (windowed) writing under a temporary name; it replaces ``path`` on success only.
+
+    Args:
+        path: destination; parent folders are created.
+        profile: creation options (see :func:`geotiff_profile`).
+        colormap: attach the land-cover class colour map to band 1 (uint8 labels).
+
+    Yields:
+        The open rasterio dataset; write whole arrays or windows into it.
+    """
+    with atomic_output(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **profile) as dst:
+            if colormap:
+                dst.write_colormap(1, rasterio_colormap())
+            yield dst
+
+
 def write_raster(
     path: str | os.PathLike,
     data: np.ndarray,
@@ -173,29 +244,12 @@ def write_raster(
     """
     array = data[None] if data.ndim == 2 else data
     count, height, width = array.shape
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "width": width,
-        "height": height,
-        "count": count,
-        "dtype": array.dtype.name,
-        "compress": "deflate",
-    }
-    if tiled and height >= 256 and width >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    if crs is not None:
-        profile["crs"] = crs
-    if transform is not None:
-        profile["transform"] = transform
-    if nodata is not None:
-        profile["nodata"] = nodata
+    profile = geotiff_profile(
+        height, width, count, array.dtype.name, crs=crs, transform=transform, nodata=nodata, tiled=tiled
+    )
     profile.update(extra_profile or {})
-    with atomic_output(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(array)
-            if colormap:
-                dst.write_colormap(1, rasterio_colormap())
+    with open_geotiff_writer(path, profile, colormap=colormap) as dst:
+        dst.write(array)
     return Path(path)
 
 

@@ -242,8 +242,20 @@ def ensemble_probs(
     return total
 
 
-def probs_to_label(probs: Tensor) -> Tensor:
-    """Argmax over classes of (C, H, W) scores: an (H, W) uint8 label."""
+def probs_to_label(probs: Tensor, class_weights: Sequence[float] | None = None) -> Tensor:
+    """Argmax over classes of (C, H, W) scores: an (H, W) uint8 label.
+
+    Args:
+        probs: (C, H, W) probabilities or scores.
+        class_weights: optional per-class factors applied before the argmax; a class of weight 0
+            never wins, not even where every other class scores 0 too (class 0 weight 0 makes only
+            1..8 win, as the reference's ensemble does).
+    """
+    if class_weights is not None:
+        if len(class_weights) != probs.shape[0]:
+            raise ValueError(f"got {len(class_weights)} class weights for {probs.shape[0]} classes")
+        weights = torch.as_tensor(class_weights, dtype=torch.float32, device=probs.device)[:, None, None]
+        probs = torch.where(weights > 0, probs.float() * weights, torch.tensor(-torch.inf, device=probs.device))
     return probs.argmax(dim=0).to(torch.uint8)
 
 
