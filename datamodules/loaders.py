@@ -7,9 +7,10 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, RandomSampler, get_worker_info
 
-from datamodules.datasets import TileDataset
+from datamodules.datasets import Tile, TileDataset
 from datamodules.synthetic import SyntheticConfig, demo_data_complete, generate_demo_data
 from datamodules.transforms import Normaliser, TrainAugmentation
 
@@ -45,6 +46,14 @@ def tile_loader(
         worker_init_fn=seed_worker_augmentation,
         drop_last=train and (samples or 0) >= batch_size,
     )
+
+
+def tiles_to_predict(tiles: list[Tile], label_dir: Path) -> list[Tile]:
+    """The tiles whose label is not yet in ``label_dir``: a re-run of ``predict`` resumes where it stopped."""
+    todo = [t for t in tiles if not (label_dir / t.name).is_file()]
+    if len(todo) < len(tiles):
+        rank_zero_info(f"{len(tiles) - len(todo)} of {len(tiles)} tiles already in {label_dir}: skipped")
+    return todo
 
 
 def normalise_batch(batch: dict[str, Any], normaliser: Normaliser) -> dict[str, Any]:

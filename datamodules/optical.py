@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from lightning.pytorch.utilities import CombinedLoader, rank_zero_info
+from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
 from datamodules.classes import PADDING
 from datamodules.datasets import OEM_SAR_DIR, Tile, TileDataset, index_oem, index_oem_sar, label_folder
-from datamodules.loaders import TileDataModule, tile_loader
+from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
 from datamodules.resolution_alignment import ResolutionAlignment
 from datamodules.synthetic import SyntheticConfig
 from datamodules.transforms import NormalisationMode, Normaliser, PhotometricDistortion, TrainAugmentation
@@ -129,11 +129,7 @@ class OpticalDataModule(TileDataModule):
                 self.val_sets.append(TileDataset(index_oem(self.root, [hp.source_val_split])))
         if stage == "predict":
             tiles = index_oem_sar(self.root, "train", "rgb", None)
-            label_dir = self.prediction_dirs()[0]
-            todo = [t for t in tiles if not (label_dir / t.name).is_file()]
-            if len(todo) < len(tiles):
-                rank_zero_info(f"{len(tiles) - len(todo)} of {len(tiles)} tiles already in {label_dir}: skipped")
-            self.predict_set = TileDataset(todo)
+            self.predict_set = TileDataset(tiles_to_predict(tiles, self.prediction_dirs()[0]))
 
     def prediction_dirs(self) -> tuple[Path, Path]:
         """Folders of the pseudo-label set ``predict`` writes: hard labels, soft probabilities."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 from torch.utils.data import DataLoader
 
 from datamodules.classes import BACKGROUND, PADDING
 from datamodules.datasets import TileDataset, index_oem_sar
-from datamodules.loaders import TileDataModule, tile_loader
+from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
 from datamodules.synthetic import SyntheticConfig
 from datamodules.transforms import NormalisationMode, Normaliser, TrainAugmentation
 
@@ -38,6 +39,11 @@ class SARDataModule(TileDataModule):
         holdout_fraction: fraction of train tiles held out when ``val_source`` is ``train_holdout``.
         val_label_set: label folder used to score validation (``official`` = the split's labels).
         samples_per_epoch: crops drawn per training epoch (None: one pass over the tiles).
+        predict_split: the split whose SAR tiles ``predict`` maps (all tiles, labelled or not).
+        prediction_dir: folder where ``predict`` (with the ``TileWriter`` callback) writes
+            ``labels/`` (uint8 GeoTIFF 0..8 per tile) and ``soft/`` (9-band uint8 floor(255 p)), named
+            like the SAR tiles; tiles whose label exists are skipped, so use a new folder for another
+            model. None: ``runs/predictions/<predict_split>``.
         demo_data: when ``root`` does not exist, generate the synthetic dataset there first.
         demo_settings: size, seed and difficulty of that synthetic dataset.
     """
@@ -60,6 +66,8 @@ class SARDataModule(TileDataModule):
         holdout_fraction: float = 0.1,
         val_label_set: str = "official",
         samples_per_epoch: int | None = None,
+        predict_split: Literal["test", "val", "train"] = "test",
+        prediction_dir: str | None = None,
         demo_data: bool = False,
         demo_settings: SyntheticConfig = SyntheticConfig(),
     ) -> None:
@@ -95,7 +103,14 @@ class SARDataModule(TileDataModule):
         if stage == "test":
             self.test_set = TileDataset(index_oem_sar(self.root, "test", "sar", "official"))
         if stage == "predict":
-            self.predict_set = TileDataset(index_oem_sar(self.root, "test", "sar", None))
+            tiles = index_oem_sar(self.root, hp.predict_split, "sar", None)
+            self.predict_set = TileDataset(tiles_to_predict(tiles, self.prediction_dirs()[0]))
+
+    def prediction_dirs(self) -> tuple[Path, Path]:
+        """Folders ``predict`` writes: hard labels, soft probabilities."""
+        hp = self.hparams
+        folder = Path(hp.prediction_dir) if hp.prediction_dir else Path("runs/predictions") / hp.predict_split
+        return folder / "labels", folder / "soft"
 
     def _loader(self, dataset: TileDataset | None, batch_size: int, train: bool = False) -> DataLoader:
         if dataset is None:
@@ -113,5 +128,5 @@ class SARDataModule(TileDataModule):
         return self._loader(self.test_set, self.hparams.val_batch_size)
 
     def predict_dataloader(self) -> DataLoader:
-        """Whole test tiles without labels."""
+        """Whole SAR tiles of ``predict_split`` not yet predicted, without labels."""
         return self._loader(self.predict_set, self.hparams.val_batch_size)
