@@ -3,6 +3,8 @@
 python cli.py fit --config experiments/demo_sar.yaml        # LightningCLI: fit/validate/test/predict
 python cli.py make-demo-data --root data/demo               # write the synthetic OEM + OEM-SAR
 python cli.py map --ckpt_path CKPT --input SCENE.tif --output MAP.tif   # map a SAR scene of any size
+python cli.py submit --sar_dir DIR --soft_dirs "[A,B]" --output OUT  # contest PNGs + zip
+python cli.py evaluate --predictions OUT --labels DIR                # mIoU + per-class IoU
 python cli.py pipeline --config experiments/demo.yaml       # the whole method, stage by stage
 """
 
@@ -22,8 +24,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules.synthetic import generate_demo_data
+from lightning_modules.evaluation import evaluate
 from lightning_modules.scene_mapper import map_scene
 from lightning_modules.selection import select_pseudo_labels
+from lightning_modules.submission import submit
 
 TRAINER_DEFAULTS = {
     "default_root_dir": "runs",
@@ -65,6 +69,8 @@ TOOLS = {
     "make-demo-data": generate_demo_data,
     "select-pseudo-labels": select_pseudo_labels,
     "map": map_scene,
+    "submit": submit,
+    "evaluate": evaluate,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,6 +153,29 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         # GDAL may write a sidecar (e.g. .aux.xml) for the temporary name.
         for sidecar in tmp.parent.glob(tmp.name + ".*"):
             sidecar.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``path``; it becomes ``path`` only if the block succeeds.
+
+    A failure inside the block removes the temporary folder and leaves an earlier ``path`` as it
+    was. On success an earlier ``path`` is moved aside, replaced, then deleted.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def geotiff_profile(

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from datamodules.transforms import NormalisationMode
 from lightning_modules.base import InferenceConfig
-from lightning_modules.checkpoints import LoadedTask
+from lightning_modules.checkpoints import LoadedTask, load_task
 from lightning_modules.inference import Blend, Flip, ensemble_probs, probs_to_label, soft_to_uint8, tta_probs
 
 
@@ -131,3 +132,27 @@ class TaskPredictor:
             )
             for loaded in self.tasks
         ]
+
+
+def load_predictor(
+    ckpt_path: str | Sequence[str],
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    scales: Sequence[float] | None = None,
+    flips: Sequence[Flip] | None = None,
+    batch_size: int | None = None,
+    blend: Blend | None = None,
+    normalisation: NormalisationMode | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> TaskPredictor:
+    """Load SAR checkpoints into a predictor; the options that are not None override the first one's ``inference``.
+
+    Raises:
+        DataError: a checkpoint is missing, unreadable, or not a SAR model (see :func:`load_task`).
+    """
+    paths = [ckpt_path] if isinstance(ckpt_path, str) else list(ckpt_path)
+    tasks = [load_task(p, normalisation=normalisation, mean=mean, std=std) for p in paths]
+    base = tasks[0].task.inference_config
+    return TaskPredictor(tasks, inference_options(base, window, stride, scales, flips, batch_size, blend))

@@ -27,10 +27,9 @@ from datamodules.rasters import (
     read_raster,
 )
 from datamodules.transforms import NormalisationMode
-from lightning_modules.checkpoints import load_task
 from lightning_modules.inference import Blend, Flip
 from lightning_modules.memory_budget import check_memory
-from lightning_modules.predictor import TaskPredictor, check_weights, combine, default_class_weights, inference_options
+from lightning_modules.predictor import TaskPredictor, check_weights, combine, default_class_weights, load_predictor
 from lightning_modules.preview import write_preview
 
 
@@ -141,17 +140,18 @@ def map_scene(
     """
     scene = Path(input)
     info = _scene_info(scene)
-    paths = [ckpt_path] if isinstance(ckpt_path, str) else ckpt_path
-    tasks = [load_task(p, normalisation=normalisation, mean=mean, std=std) for p in paths]
-    cfg = inference_options(tasks[0].task.inference_config, window, stride, scales, flips, batch_size, blend)
+    predictor = load_predictor(
+        ckpt_path, window=window, stride=stride, scales=scales, flips=flips, batch_size=batch_size, blend=blend,
+        normalisation=normalisation, mean=mean, std=std,
+    )  # fmt: skip
+    cfg, models, classes = predictor.inference, len(predictor.tasks), predictor.num_classes
     if cfg.window > block:
         raise ValueError(f"{scene}: window {cfg.window} is larger than the block {block}; raise block or lower window")
     halo = max((cfg.window - cfg.stride) // 2, cfg.window // 8) if halo is None else halo
-    predictor = TaskPredictor(tasks, cfg)
-    weights = class_weights if class_weights is not None else default_class_weights(len(tasks), predictor.num_classes)
-    check_weights(model_weights, weights, len(tasks), predictor.num_classes)
+    weights = class_weights if class_weights is not None else default_class_weights(models, classes)
+    check_weights(model_weights, weights, models, classes)
     region = min(block + 2 * halo, info.height), min(block + 2 * halo, info.width)
-    check_memory(cfg, *region, predictor.num_classes, len(tasks), max_memory_gb, str(scene))
+    check_memory(cfg, *region, classes, models, max_memory_gb, str(scene))
     masker = _nodata_detector(scene, info, block, nodata_min_area, nodata_threshold) if nodata else None
 
     write_scene_map(
