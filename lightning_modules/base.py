@@ -209,25 +209,29 @@ class SegmentationTask(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metric, "test")
 
+    def predict_probs(self, image: torch.Tensor, inference: InferenceConfig | None = None) -> torch.Tensor:
+        """(C, H, W) probabilities of one normalised (C, H, W) image: sliding window + TTA.
+
+        Args:
+            image: the normalised image.
+            inference: window, stride, TTA and batching (default: this task's ``inference``).
+        """
+        cfg = inference or self.inference_config
+        return tta_probs(
+            self,
+            image,
+            self.network_config.num_classes,
+            window=cfg.window,
+            stride=cfg.stride,
+            scales=cfg.scales,
+            flips=cfg.flips,
+            batch_size=cfg.batch_size,
+            blend=cfg.blend,
+        )
+
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Class probabilities of whole tiles: sliding window + TTA as ``inference`` says."""
-        cfg = self.inference_config
-        probs = torch.stack(
-            [
-                tta_probs(
-                    self,
-                    image,
-                    self.network_config.num_classes,
-                    window=cfg.window,
-                    stride=cfg.stride,
-                    scales=cfg.scales,
-                    flips=cfg.flips,
-                    batch_size=cfg.batch_size,
-                    blend=cfg.blend,
-                )
-                for image in batch["image"]
-            ]
-        )
+        probs = torch.stack([self.predict_probs(image) for image in batch["image"]])
         return {"name": batch["name"], "grid": batch["grid"], "probs": probs}
 
     def on_validation_epoch_end(self) -> None:

@@ -19,26 +19,7 @@ from torch import Tensor
 from datamodules.transforms import NormalisationMode
 from lightning_modules.base import InferenceConfig
 from lightning_modules.checkpoints import LoadedTask, load_task
-from lightning_modules.inference import Blend, Flip, ensemble_probs, probs_to_label, soft_to_uint8, tta_probs
-
-
-def inference_options(
-    base: InferenceConfig,
-    window: int | None = None,
-    stride: int | None = None,
-    scales: Sequence[float] | None = None,
-    flips: Sequence[Flip] | None = None,
-    batch_size: int | None = None,
-    blend: Blend | None = None,
-) -> InferenceConfig:
-    """``base`` (a checkpoint's inference settings) with the options that are not None replaced."""
-    given = {"window": window, "stride": stride, "batch_size": batch_size, "blend": blend}
-    changes = {k: v for k, v in given.items() if v is not None}
-    if scales is not None:
-        changes["scales"] = tuple(scales)
-    if flips is not None:
-        changes["flips"] = tuple(flips)
-    return dataclasses.replace(base, **changes)
+from lightning_modules.inference import Blend, Flip, ensemble_probs, probs_to_label, soft_to_uint8
 
 
 def default_class_weights(num_sources: int, num_classes: int) -> list[float] | None:
@@ -118,20 +99,7 @@ class TaskPredictor:
         """(C, H, W) float32 probabilities of each task for a (1, H, W) raw array (pixel units, e.g. uint8)."""
         cfg = self.inference
         image = torch.from_numpy(np.ascontiguousarray(raw))[None]
-        return [
-            tta_probs(
-                loaded.task,
-                loaded.normaliser(image),
-                self.num_classes,
-                window=cfg.window,
-                stride=cfg.stride,
-                scales=cfg.scales,
-                flips=cfg.flips,
-                batch_size=cfg.batch_size,
-                blend=cfg.blend,
-            )
-            for loaded in self.tasks
-        ]
+        return [loaded.task.predict_probs(loaded.normaliser(image)[0], cfg) for loaded in self.tasks]
 
 
 def load_predictor(
@@ -154,5 +122,8 @@ def load_predictor(
     """
     paths = [ckpt_path] if isinstance(ckpt_path, str) else list(ckpt_path)
     tasks = [load_task(p, normalisation=normalisation, mean=mean, std=std) for p in paths]
-    base = tasks[0].task.inference_config
-    return TaskPredictor(tasks, inference_options(base, window, stride, scales, flips, batch_size, blend))
+    given = {"window": window, "stride": stride, "batch_size": batch_size, "blend": blend, "scales": scales}
+    changes = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in given.items() if v is not None}
+    if flips is not None:
+        changes["flips"] = tuple(flips)
+    return TaskPredictor(tasks, dataclasses.replace(tasks[0].task.inference_config, **changes))
