@@ -28,6 +28,7 @@ from lightning_modules.evaluation import evaluate
 from lightning_modules.scene_mapper import map_scene
 from lightning_modules.selection import select_pseudo_labels
 from lightning_modules.submission import submit
+from pipeline.report import pipeline_report
 
 TRAINER_DEFAULTS = {
     "default_root_dir": "runs",
@@ -71,6 +72,7 @@ TOOLS = {
     "map": map_scene,
     "submit": submit,
     "evaluate": evaluate,
+    "pipeline-report": pipeline_report,
 }
 
 

@@ -59,7 +59,9 @@ def _as_json(scores: dict[str, torch.Tensor], tiles: int, predictions: str, labe
     }
 
 
-def evaluate(predictions: str, labels: str, output: str | None = None, progress: bool = True) -> dict[str, Any]:
+def evaluate(
+    predictions: str, labels: str, output: str | None = None, progress: bool = True, only_predicted: bool = False
+) -> dict[str, Any]:
     """Score every reference label in ``labels`` against its prediction in ``predictions``; print a table.
 
     Args:
@@ -67,6 +69,8 @@ def evaluate(predictions: str, labels: str, output: str | None = None, progress:
         labels: folder of reference labels (``*.tif`` or ``*.png``, 0..8, 255 = not scored).
         output: also write the scores to this JSON file (atomically).
         progress: show a progress bar over tiles.
+        only_predicted: score only the labels that have a prediction instead of failing on the
+            others (a pseudo-label set lacks the tiles that have no RGB partner).
 
     Returns:
         ``{"mIoU": ..., "IoU": {class: ...}, "tiles": n, ...}``; an IoU is None where the class is
@@ -77,6 +81,9 @@ def evaluate(predictions: str, labels: str, output: str | None = None, progress:
             outside the classes.
     """
     references = sorted(p for p in Path(labels).glob("*") if p.suffix.lower() in PREDICTION_SUFFIXES)
+    if only_predicted:
+        predicted = {p.stem for p in Path(predictions).glob("*") if p.suffix.lower() in PREDICTION_SUFFIXES}
+        references = [p for p in references if p.stem in predicted]
     if not references:
         raise DataError(labels, "no reference label (.tif/.png) to score")
     metric = LandCoverIoU()

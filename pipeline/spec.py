@@ -58,16 +58,16 @@ class Stage2Model:
 
 @dataclass
 class SubmissionSettings:
-    """The test-set ensemble and the contest submission (METHOD.md section 5).
+    """The test-set ensemble and the contest submission (METHOD.md section 5); None = ``submit``'s default.
 
     Attributes:
-        class_weights: per-class weights of the ensemble; the reference gives class 0 weight 0 so
-            only classes 1..8 can win. None: all 1.
+        class_weights: per-class weights of the ensemble (``submit``'s default: class 0 weight 0 when
+            several models vote, so only classes 1..8 win, as the reference does).
         nodata_min_area: smallest border-connected zero region (pixels) treated as no-data.
     """
 
-    class_weights: list[float] | None = field(default_factory=lambda: [0.0] + [1.0] * 8)
-    nodata_min_area: int = 1024
+    class_weights: list[float] | None = None
+    nodata_min_area: int | None = None
 
 
 @dataclass

@@ -337,17 +337,20 @@ class StageBuilder:
         folder = self.run / "submission"
         soft = [str(self.run / "maps" / m / "soft") for m in members]
         settings = self.spec.submission
-        weights = [] if settings.class_weights is None else [f"--class_weights={json.dumps(settings.class_weights)}"]
+        options = []
+        if settings.class_weights is not None:
+            options.append(f"--class_weights={json.dumps(settings.class_weights)}")
+        if settings.nodata_min_area is not None:
+            options.append(f"--nodata_min_area={settings.nodata_min_area}")
         return Stage(
             "submission",
             "submission",
             "submit",
             lambda: [
-                f"--predictions={json.dumps(soft)}",
+                f"--soft_dirs={json.dumps(soft)}",
                 f"--sar_dir={self.root / OEM_SAR_DIR / 'test' / 'sar_images'}",
                 f"--output={folder}",
-                f"--nodata_min_area={settings.nodata_min_area}",
-                *weights,
+                *options,
             ],
             folder,
             outputs=[folder / "submission.zip"],
@@ -357,11 +360,19 @@ class StageBuilder:
 
     def evaluation_stage(self) -> Stage:
         folder = self.run / "evaluation"
+        sets = sorted({self.labels_of(m) for m in self.spec.stage2} | {self.set_name(m.name) for m in self.spec.stage1})
+        train = self.root / OEM_SAR_DIR / "train"
+        label_sets = [str(self.set_folder(s).relative_to(train)) for s in sets]
         return Stage(
             "evaluation",
             "evaluation",
             "pipeline-report",
-            lambda: [f"--run_dir={self.run}", f"--data_root={self.root}", f"--output={folder}"],
+            lambda: [
+                f"--run_dir={self.run}",
+                f"--data_root={self.root}",
+                f"--output={folder}",
+                f"--label_sets={json.dumps(label_sets)}",
+            ],
             folder,
             outputs=[folder / "scores.json"],
         )
