@@ -179,6 +179,9 @@ def run_pipeline(
     if not dry_run:
         print(f"pipeline {run_name(spec)} finished in {time.perf_counter() - started:.1f} s")
         _announce(spec, builder)
+        table = Path(spec.run_dir) / "evaluation" / "table.md"
+        if table.is_file():
+            print(f"evaluation ({table}):\n{table.read_text()}")
         hint = wandb_sync_hint(spec)
         if hint:
             print(hint)
