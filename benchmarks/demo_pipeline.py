@@ -1,0 +1,92 @@
+"""The demo pipeline (the README's main command) on a fresh data root: time, memory, scores, runner overhead.
+
+For each seed, runs ``python cli.py pipeline --config experiments/demo.yaml`` with its own run
+folder (the first run generates the data, as on a new machine; later seeds reuse it) and prints:
+wall time, peak memory of the whole process tree, the per-stage times, the evaluation table on the
+clean test truth, and the runner's overhead. The overhead is the time that is not stage work:
+the runner's own time (total minus the stage processes) plus the start-up of every stage process
+(interpreter, imports and config parsing: measured by running each stage kind's command with
+``--help``, which imports and builds the parser but does no work).
+
+    python benchmarks/demo_pipeline.py [--seeds 0 1 2] [--config experiments/demo.yaml] [pipeline args ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.process_tree import run_measured  # noqa: E402
+
+CLI = [sys.executable, str(REPO / "cli.py")]
+
+
+def startup_seconds(subcommand: str, repeats: int = 3) -> float:
+    """Median time of ``cli.py <subcommand> --help``: interpreter, imports and parser, no work."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([*CLI, subcommand, "--help"], capture_output=True, check=True, cwd=REPO)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def stage_times(output: str) -> dict[str, float]:
+    """``[stage] done in X s`` lines of the runner's log."""
+    return {m[0]: float(m[1]) for m in re.findall(r"^\[([^\]]+)\] done in ([\d.]+) s", output, flags=re.M)}
+
+
+def stage_subcommands(output: str) -> dict[str, str]:
+    """The ``cli.py`` subcommand each stage ran."""
+    return dict(re.findall(r"^\[([^\]]+)\] \S+ \S+cli\.py (\S+)", output, flags=re.M))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--config", default="experiments/demo.yaml")
+    args, extra = parser.parse_known_args()
+    rows: dict[str, list[float]] = {}
+    overheads = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            command = [*CLI, "pipeline", f"--config={REPO / args.config}", f"--data_root={tmp}/data",
+                       f"--run_dir={tmp}/seed{seed}", f"--seed={seed}", *extra]  # fmt: skip
+            run = run_measured(command, cwd=REPO)
+            if run.returncode != 0:
+                sys.exit(f"seed {seed}: pipeline failed\n{run.output[-4000:]}")
+            times, subcommands = stage_times(run.output), stage_subcommands(run.output)
+            startups = {sub: startup_seconds(sub) for sub in set(subcommands.values())}
+            startup_total = sum(startups[subcommands[stage]] for stage in times)
+            runner_own = run.wall_s - sum(times.values())
+            overhead = (runner_own + startup_total) / run.wall_s
+            overheads.append(overhead)
+            print(f"seed {seed}: wall {run.wall_s:.0f} s (target <= 600 s), peak memory of the process tree "
+                  f"{run.peak_bytes / 1024**3:.2f} GB (target <= 6 GB)")  # fmt: skip
+            print("  stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
+            print(f"  runner overhead: own {runner_own:.1f} s + {len(times)} stage start-ups {startup_total:.1f} s "
+                  f"= {100 * overhead:.1f} % of the wall time (target <= 10 %)")  # fmt: skip
+            scores = json.loads((Path(tmp) / f"seed{seed}" / "evaluation" / "scores.json").read_text())
+            for row in scores["rows"]:
+                rows.setdefault(f"{row['name']} ({row['scored_on']})", []).append(row["mIoU"])
+            print((Path(tmp) / f"seed{seed}" / "evaluation" / "table.md").read_text())
+    print(f"over seeds {args.seeds} (mean ± standard deviation of mIoU):")
+    for name, values in rows.items():
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        per_seed = ", ".join(f"{v:.3f}" for v in values)
+        print(f"  {name:<40} {statistics.mean(values):.3f} ± {spread:.3f}  (per seed: {per_seed})")
+    print(f"runner overhead: median {100 * statistics.median(overheads):.1f} % of the wall time")
+
+
+if __name__ == "__main__":
+    main()

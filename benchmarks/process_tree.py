@@ -1,0 +1,81 @@
+"""Run a command and measure its wall time and the peak memory of its whole process tree.
+
+The peak is the largest sum of resident memory (VmRSS from /proc) over the command and all its
+descendants at one moment (data-loader workers, DDP ranks, stage processes), sampled every 0.2 s,
+so it is what the machine must hold, not the largest single process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tree.setdefault(int(fields[1]), []).append(int(entry.name))
+    return tree
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants now, in bytes."""
+    tree, total, todo = _children(), 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += _rss_bytes(pid)
+        todo += tree.get(pid, [])
+    return total
+
+
+@dataclass
+class Measured:
+    """What a measured run gave."""
+
+    returncode: int
+    wall_s: float
+    peak_bytes: int
+    output: str
+
+
+def run_measured(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> Measured:
+    """Run ``command`` (output captured), sampling its process tree's memory until it exits."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env or dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(process.pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output = process.communicate()[0]
+    done.set()
+    sampler.join()
+    return Measured(process.returncode, time.perf_counter() - start, peak, output)
