@@ -92,6 +92,14 @@ def test_an_interrupted_fit_resumes_from_its_newest_checkpoint(tmp_path: Path) -
     assert not stage.is_complete()
 
 
+def test_demo_data_is_generated_only_into_a_missing_data_root(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, demo_data=True)
+    data_stage = StageBuilder(spec).build()[0]
+    assert data_stage.id == "data" and not data_stage.is_complete()
+    (tmp_path / "data" / "OpenEarthMap-SAR").mkdir(parents=True)  # e.g. the real download
+    assert data_stage.is_complete()
+
+
 def test_from_and_only_select_stages(tmp_path: Path) -> None:
     stages = StageBuilder(make_spec(tmp_path)).build()
     assert [s.id for s in select_stages(stages, "stage2", None)][:2] == ["stage2/method", "maps/method"]
