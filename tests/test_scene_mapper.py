@@ -62,15 +62,15 @@ def test_blocks_tile_the_scene_once_and_read_their_halo() -> None:
 
 @pytest.mark.parametrize("halo", [0, 8])
 def test_blockwise_map_equals_the_whole_image_prediction(tmp_path: Path, halo: int) -> None:
-    sar = random_scene(tmp_path / "scene.tif", 150, 170)
+    sar = random_scene(tmp_path / "scene.tif", 150, 170)  # not a multiple of the block or the window
     loaded = conv1x1_task()
-    cfg = InferenceConfig(window=32, stride=16, batch_size=4, flips=("none", "h"))
+    cfg = InferenceConfig(window=32, stride=16, batch_size=64, flips=("none", "h"))
     write_scene_map(
         tmp_path / "scene.tif", tmp_path / "map.tif", TaskPredictor([loaded], cfg), block=64, halo=halo,
         confidence=True, progress=False,
     )  # fmt: skip
     image = loaded.normaliser(torch.from_numpy(sar)[None, None])
-    probs = tta_probs(loaded.task, image, 9, window=32, stride=16, batch_size=4, flips=("none", "h"))
+    probs = tta_probs(loaded.task, image, 9, window=32, stride=16, batch_size=64, flips=("none", "h"))
     written = read_raster(tmp_path / "map.tif")
     np.testing.assert_array_equal(written[0], probs_to_label(probs).numpy())
     confidence = soft_to_uint8(probs.max(dim=0).values).numpy().astype(int)
@@ -82,10 +82,10 @@ def test_blockwise_map_equals_the_whole_image_prediction(tmp_path: Path, halo: i
 def test_map_of_the_umbra_sample_keeps_its_georeferencing_exactly(tmp_path: Path) -> None:
     ckpt = sar_checkpoint(tmp_path / "sar.ckpt")
     out, preview = tmp_path / "umbra_map.tif", tmp_path / "umbra.png"
-    # The whole command line, in this process; scale 0.25 makes each 1024 block a single 256 window.
+    # The whole command line, in this process; scale 1/16 makes each 1024 block a few 64-pixel windows.
     cli_main(
-        ["map", "--ckpt_path", str(ckpt), "--input", str(UMBRA), "--output", str(out), "--window", "256",
-         "--stride", "256", "--scales", "[0.25]", "--block", "1024", "--confidence", "true",
+        ["map", "--ckpt_path", str(ckpt), "--input", str(UMBRA), "--output", str(out), "--window", "64",
+         "--stride", "64", "--scales", "[0.0625]", "--block", "1024", "--confidence", "true",
          "--preview", str(preview), "--preview_size", "200", "--progress", "false"]
     )  # fmt: skip
     with rasterio.open(UMBRA) as src, rasterio.open(out) as dst:
