@@ -141,6 +141,15 @@ def test_zero_class_weight_means_class_zero_never_wins() -> None:
     assert label.ne(0).all()
 
 
+def test_a_zero_weight_class_never_wins_even_on_a_tie_of_zeros() -> None:
+    # uint8 soft maps put all 255 on class 0 where a model is sure of it: classes 1..8 all score 0.
+    soft = torch.zeros(9, 1, 2)
+    soft[0, 0, 0], soft[0, 0, 1], soft[6, 0, 1] = 1.0, 0.5, 0.2
+    assert probs_to_label(soft * torch.tensor([0.0] + [1.0] * 8)[:, None, None]).tolist() == [[0, 6]]  # the tie
+    assert probs_to_label(soft, class_weights=[0.0] + [1.0] * 8).tolist() == [[1, 6]]
+    assert probs_to_label(soft, class_weights=[1.0] * 8 + [2.0]).tolist() == [[0, 0]]
+
+
 def test_soft_uint8_floor_semantics_and_round_trip() -> None:
     probs = torch.tensor([0.0, 0.5, 0.999, 1.0, 1 / 255, 0.0039, 1.2, -0.1])
     assert soft_to_uint8(probs).tolist() == [0, 127, 254, 255, 1, 0, 255, 0]
