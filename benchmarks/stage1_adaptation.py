@@ -3,15 +3,18 @@
 Each variant trains ``experiments/demo_stage1.yaml`` (same steps, batch and crops: the same
 budget) with several training seeds on one generated dataset, and reports the final target-domain
 validation mIoU (OEM-SAR optical, clean truth) and the source validation mIoU (OEM val), as mean
-and standard deviation over seeds.
+and standard deviation over seeds, then the per-class target IoU of each variant (mean over seeds).
+``--data-args`` are passed to ``cli.py make-demo-data`` (e.g. ``"--settings.domain_gap 0"``).
 
-    python benchmarks/stage1_adaptation.py [--seeds 0 1 2] [--steps 300] [--variants ...] [extra CLI arguments ...]
+    python benchmarks/stage1_adaptation.py [--seeds 0 1 2] [--steps 300] [--variants ...]
+        [--data-args "..."] [extra CLI arguments ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -27,10 +30,16 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def final_scores(stdout: str) -> dict[str, float]:
-    """Last printed mIoU of each validation set (``val`` = target domain, ``val_source``)."""
+    """Last printed mIoU of each validation set (``val`` = target domain, ``val_source``), and the
+    last per-class IoU of the target as ``val/<class>``."""
     scores: dict[str, float] = {}
-    for name, value in re.findall(r"^(val\w*) after \d+ steps: mIoU ([\d.]+)", stdout, flags=re.M):
+    for name, value, table in re.findall(
+        r"^(val\w*) after \d+ steps: mIoU ([\d.]+)\n((?:  .+\n?)*)", stdout, flags=re.M
+    ):
         scores[name] = float(value)
+        if name == "val":
+            for cls, iou in re.findall(r"^  (\S.*?)\s+([\d.]+|nan)$", table, flags=re.M):
+                scores[f"val/{cls}"] = float(iou)
     return scores
 
 
@@ -60,24 +69,33 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--data-args", default="", help="extra arguments of make-demo-data, one string")
     args, extra = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         subprocess.run([sys.executable, str(REPO / "cli.py"), "make-demo-data", "--root", str(root),
-                        "--progress", "false"], check=True, cwd=REPO)  # fmt: skip
+                        "--progress", "false", *shlex.split(args.data_args)], check=True, cwd=REPO)  # fmt: skip
         print(f"stage 1 on the default synthetic data, {args.steps} steps per run, seeds {args.seeds}", flush=True)
-        rows = []
+        rows, per_class_runs = [], []
         for name in args.variants:
             variant = VARIANTS[name]
             scores = [run(variant, s, args.steps, root, Path(tmp) / f"run_{len(rows)}_{s}", extra) for s in args.seeds]
             target = [s["val"] for s in scores]
             source = [s["val_source"] for s in scores]
             rows.append((name, target, source))
+            per_class_runs.append(scores)
             print(f"{name:<20} target {summary(target)}  source {summary(source)}  "
                   f"(per seed target: {', '.join(f'{v:.3f}' for v in target)})", flush=True)  # fmt: skip
     print("\n| variant | target-domain val mIoU | source val mIoU |\n|---|---|---|")
     for name, target, source in rows:
         print(f"| {name} | {summary(target)} | {summary(source)} |")
+    classes = [key for key in per_class_runs[0][0] if key.startswith("val/")] if per_class_runs else []
+    if classes:
+        print("\nper-class target IoU, mean over seeds:")
+        print(f"{'variant':<20} " + " ".join(f"{c.split('/', 1)[1][:10]:>10}" for c in classes))
+        for (name, *_), runs in zip(rows, per_class_runs, strict=True):
+            means = [statistics.mean(r.get(c, float("nan")) for r in runs) for c in classes]
+            print(f"{name:<20} " + " ".join(f"{m:>10.3f}" for m in means))
 
 
 if __name__ == "__main__":
