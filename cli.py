@@ -18,66 +18,29 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
     os.environ["WANDB_MODE"] = "offline"
 
-from jsonargparse import auto_cli
-from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+import importlib
+from collections.abc import Callable
+from typing import Any
 
-from datamodules.synthetic import generate_demo_data
-from lightning_modules.evaluation import evaluate
-from lightning_modules.scene_mapper import map_scene
-from lightning_modules.selection import select_pseudo_labels
-from lightning_modules.submission import submit
-from pipeline.report import pipeline_report
-
-TRAINER_DEFAULTS = {
-    "default_root_dir": "runs",
-    "logger": {
-        "class_path": "lightning.pytorch.loggers.WandbLogger",
-        "init_args": {"project": "sar-landcover", "save_dir": "runs"},
-    },
-}
-
-
-class MapperCLI(LightningCLI):
-    """LightningCLI with always-present, configurable checkpoints (best val mIoU and latest)."""
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val/mIoU",
-                "checkpoint.mode": "max",
-                "checkpoint.save_last": False,
-                # Lightning's save_last only refreshes when a best checkpoint is written; this one
-                # rewrites last.ckpt at every validation, so a killed run resumes from its latest state.
-                "last_checkpoint.filename": "last",
-                "last_checkpoint.enable_version_counter": False,
-                "checkpoint.filename": "best-{step}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
-
-    def before_instantiate_classes(self) -> None:
-        # Writers put predictions on disk; also holding every tile's probabilities in memory would not
-        # scale, so predict returns nothing unless asked to.
-        if self.subcommand == "predict" and self.config.predict.return_predictions is None:
-            self.config.predict.return_predictions = False
-
-
+# name -> "module:function"; a tool imports only its own module, not Lightning.
 TOOLS = {
-    "make-demo-data": generate_demo_data,
-    "select-pseudo-labels": select_pseudo_labels,
-    "map": map_scene,
-    "submit": submit,
-    "evaluate": evaluate,
-    "pipeline-report": pipeline_report,
+    "make-demo-data": "datamodules.synthetic:generate_demo_data",
+    "select-pseudo-labels": "lightning_modules.selection:select_pseudo_labels",
+    "map": "lightning_modules.scene_mapper:map_scene",
+    "submit": "lightning_modules.submission:submit",
+    "evaluate": "lightning_modules.evaluation:evaluate",
+    "pipeline-report": "pipeline.report:pipeline_report",
 }
+
+
+def tool(name: str) -> Callable[..., Any]:
+    """The function behind a tool's name."""
+    module, function = TOOLS[name].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Dispatch to a tool (first argument names it) or to LightningCLI."""
+    """Dispatch to the pipeline, a tool (the first argument names it) or LightningCLI."""
     words = sys.argv[1:] if argv is None else argv
     if words and words[0] == "pipeline":
         from pipeline.runner import main as pipeline_main
@@ -85,19 +48,13 @@ def main(argv: list[str] | None = None) -> None:
         pipeline_main(words[1:])
         return
     if words and words[0] in TOOLS:
-        auto_cli(TOOLS[words[0]], args=words[1:], as_positional=False)
+        from jsonargparse import auto_cli
+
+        auto_cli(tool(words[0]), args=words[1:], as_positional=False)
         return
-    MapperCLI(
-        LightningModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=0,
-        trainer_defaults=TRAINER_DEFAULTS,
-        # A re-run (e.g. resuming a killed stage) records the config it ran with, replacing the old one.
-        save_config_kwargs={"overwrite": True},
-        args=argv,
-    )
+    from lightning_modules.lightning_cli import run_lightning_cli
+
+    run_lightning_cli(argv)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datamodules.layout import OEM_DIR, OEM_SAR_DIR, RGB_IMAGES, SAR_IMAGES, label_folder
 from datamodules.rasters import DataError, raster_info, read_label, read_raster
 
-OEM_DIR = "OpenEarthMap"
-OEM_SAR_DIR = "OpenEarthMap-SAR"
-SAR_IMAGES, RGB_IMAGES, LABELS = "sar_images", "rgb_images", "labels"
 Modality = Literal["sar", "rgb"]
 BANDS: dict[str, int] = {"sar": 1, "rgb": 3}
 
@@ -45,23 +43,6 @@ class Tile:
     label: Path | None
     bands: int
     grid: Path | None = None
-
-
-def label_folder(root: str | os.PathLike, split: str, label_set: str) -> Path:
-    """Folder of a label set of OpenEarthMap-SAR.
-
-    Args:
-        root: data root holding ``OpenEarthMap-SAR/``.
-        split: ``train``, ``val`` or ``test``.
-        label_set: ``official`` (the split's ``labels/``), or the name of a pseudo-label set under
-            ``train/labels_pl/``, or any other folder name under the split (e.g. ``labels_truth``).
-    """
-    split_dir = Path(root) / OEM_SAR_DIR / split
-    if label_set == "official":
-        return split_dir / LABELS
-    if (split_dir / label_set).is_dir():
-        return split_dir / label_set
-    return split_dir / "labels_pl" / label_set
 
 
 def _tif_names(folder: Path) -> list[str]:

@@ -10,7 +10,8 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
 from datamodules.classes import PADDING
-from datamodules.datasets import OEM_SAR_DIR, Tile, TileDataset, index_oem, index_oem_sar, label_folder
+from datamodules.datasets import Tile, TileDataset, index_oem, index_oem_sar
+from datamodules.layout import OEM_SAR_DIR, label_folder
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
 from datamodules.resolution_alignment import ResolutionAlignment
 from datamodules.synthetic import SyntheticConfig

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datamodules.datasets import OEM_SAR_DIR, label_folder
+from datamodules.layout import OEM_SAR_DIR, label_folder
 from datamodules.rasters import DataError, raster_info, read_label, read_raster, write_label_like
 from lightning_modules.inference import agreement, soft_ensemble_labels
 

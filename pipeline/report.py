@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.classes import CLASS_NAMES
-from datamodules.datasets import OEM_SAR_DIR
+from datamodules.layout import OEM_SAR_DIR
 from datamodules.rasters import DataError, atomic_output
 from lightning_modules.evaluation import evaluate
 

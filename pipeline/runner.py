@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from datamodules.datasets import OEM_SAR_DIR
+from datamodules.layout import OEM_SAR_DIR
 from pipeline.launch import command_prefix
 from pipeline.spec import PipelineSpec, check_spec
 from pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name, wandb_id

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from datamodules.datasets import OEM_SAR_DIR
-from lightning_modules.lineage import ArtifactRef
+from datamodules.layout import OEM_SAR_DIR, label_folder
+from lightning_modules.artifacts import ArtifactRef
 from pipeline.launch import trainer_layout_args
 from pipeline.spec import PipelineSpec, Stage1Model, Stage2Model, resolve_config
 
@@ -41,7 +41,6 @@ STAGE_KINDS: tuple[StageKind, ...] = (
     "evaluation",
 )
 MARKER = "stage.json"
-OFFICIAL = "official"
 
 
 @dataclass
@@ -163,8 +162,7 @@ class StageBuilder:
 
     def set_folder(self, name: str) -> Path:
         """Hard labels of a label set (``official`` = ``train/labels``)."""
-        train = self.root / OEM_SAR_DIR / "train"
-        return train / "labels" if name == OFFICIAL else train / "labels_pl" / name
+        return label_folder(self.root, "train", name)
 
     def _set_ref(self, name: str) -> ArtifactRef:
         return ArtifactRef(f"labels-{name}", "pseudo-labels", str(self.set_folder(name)))

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightning_modules.lineage import record_lineage
+from lightning_modules.artifacts import record_lineage
 from pipeline.spec import PipelineSpec
 from pipeline.stages import Stage, run_name, wandb_id
 

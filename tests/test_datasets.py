@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.datasets import TileDataset, index_oem, index_oem_sar, label_folder, read_tile
+from datamodules.datasets import TileDataset, index_oem, index_oem_sar, read_tile
+from datamodules.layout import label_folder
 from datamodules.rasters import DataError, raster_info, read_raster, write_raster
 
 SAR_TRAIN = Path("OpenEarthMap-SAR/train")

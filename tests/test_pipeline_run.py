@@ -127,7 +127,14 @@ def test_wandb_writes_one_offline_run_per_stage_in_one_group(resumed_run: dict) 
         content = b"".join(f.read_bytes() for f in files)
         assert b"tiny-e2e-group" in content, stage
     fit = b"".join(f.read_bytes() for f in (run / "stage2/method").glob("wandb/offline-run-*/run-*.wandb"))
-    for key in (b"val/mIoU", b"IoU/Building", b"train/loss", b"confusion_matrix", b"val/overlays", b"stage2-method-run"):
+    for key in (
+        b"val/mIoU",
+        b"IoU/Building",
+        b"train/loss",
+        b"confusion_matrix",
+        b"val/overlays",
+        b"stage2-method-run",
+    ):
         assert key in fit, key
     evaluation = b"".join(f.read_bytes() for f in (run / "evaluation").glob("wandb/offline-run-*/run-*.wandb"))
     assert b"evaluation/scores" in evaluation

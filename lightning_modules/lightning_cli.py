@@ -1,0 +1,57 @@
+"""The LightningCLI of this project: both stages' tasks and datamodules, forced checkpoints, W&B defaults."""
+
+from __future__ import annotations
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+TRAINER_DEFAULTS = {
+    "default_root_dir": "runs",
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.WandbLogger",
+        "init_args": {"project": "sar-landcover", "save_dir": "runs"},
+    },
+}
+
+
+class MapperCLI(LightningCLI):
+    """LightningCLI with always-present, configurable checkpoints (best val mIoU and latest)."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/mIoU",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": False,
+                # Lightning's save_last only refreshes when a best checkpoint is written; this one
+                # rewrites last.ckpt at every validation, so a killed run resumes from its latest state.
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.enable_version_counter": False,
+                "checkpoint.filename": "best-{step}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+
+    def before_instantiate_classes(self) -> None:
+        # Writers put predictions on disk; also holding every tile's probabilities in memory would not
+        # scale, so predict returns nothing unless asked to.
+        if self.subcommand == "predict" and self.config.predict.return_predictions is None:
+            self.config.predict.return_predictions = False
+
+
+def run_lightning_cli(argv: list[str] | None) -> None:
+    """``fit`` / ``validate`` / ``test`` / ``predict`` with any task and datamodule of the project."""
+    MapperCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        trainer_defaults=TRAINER_DEFAULTS,
+        # A re-run (e.g. resuming a killed stage) records the config it ran with, replacing the old one.
+        save_config_kwargs={"overwrite": True},
+        args=argv,
+    )
