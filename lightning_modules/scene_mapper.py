@@ -140,6 +140,8 @@ def map_scene(
     """
     scene = Path(input)
     info = _scene_info(scene)
+    if Path(output).resolve() == scene.resolve():
+        raise ValueError(f"{scene}: output would overwrite the scene; choose another --output")
     predictor = load_predictor(
         ckpt_path, window=window, stride=stride, scales=scales, flips=flips, batch_size=batch_size, blend=blend,
         normalisation=normalisation, mean=mean, std=std,

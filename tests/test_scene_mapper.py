@@ -148,6 +148,8 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
         map_scene(input=str(tmp_path / "scene.tif"), window=512, block=256, **common)
     with pytest.raises(MemoryError, match=r"scene\.tif: window 64 with batch_size 4000 .* needs about"):
         map_scene(input=str(tmp_path / "scene.tif"), batch_size=4000, max_memory_gb=1.0, **common)
+    with pytest.raises(ValueError, match=r"scene\.tif: output would overwrite the scene"):
+        map_scene(input=str(tmp_path / "scene.tif"), **{**common, "output": str(tmp_path / "scene.tif")})
     with pytest.raises(DataError, match=r"missing\.ckpt: checkpoint file does not exist"):
         map_scene(input=str(tmp_path / "scene.tif"), **{**common, "ckpt_path": str(tmp_path / "missing.ckpt")})
     assert not (tmp_path / "map.tif").exists()
