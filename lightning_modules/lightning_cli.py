@@ -35,6 +35,17 @@ class MapperCLI(LightningCLI):
             }
         )
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI rebuilds the model from a checkpoint's hyperparameters over the config. That
+        # is right for the network (the weights must fit it), but how to predict (window, stride,
+        # TTA) is the command's choice: the config's ``inference`` is kept.
+        subcommand = self.config.get("subcommand")
+        model = self.config[subcommand].get("model") if subcommand else None
+        inference = getattr(getattr(model, "init_args", None), "inference", None)
+        super()._parse_ckpt_path()
+        if inference is not None and "inference" in self.config[subcommand].model.get("init_args", {}):
+            self.config[subcommand].model.init_args.inference = inference
+
     def before_instantiate_classes(self) -> None:
         # Writers put predictions on disk; also holding every tile's probabilities in memory would not
         # scale, so predict returns nothing unless asked to.

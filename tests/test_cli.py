@@ -68,6 +68,27 @@ def test_fit_generates_data_writes_checkpoints_and_logs_miou(tmp_path: Path) -> 
     (run_file,) = out.glob("wandb/offline-run-*/run-*.wandb")
     assert b"val/mIoU" in run_file.read_bytes() and b"IoU/Building" in run_file.read_bytes()
     assert (out / "config.yaml").is_file()
+
+    # predict from the checkpoint: the network comes from it, the inference settings from the command
+    predicted = tmp_path / "predict"
+    result = run_cli(
+        "predict",
+        "--config", str(REPO / "experiments/demo_sar.yaml"),
+        "--data.root", str(tmp_path / "fresh"),
+        "--data.num_workers", "0",
+        "--ckpt_path", str(checkpoints["last.ckpt"]),
+        "--model.init_args.inference.flips=[none,h]",
+        "--model.init_args.inference.window=64",
+        "--model.init_args.inference.stride=32",
+        "--model.init_args.network.encoder=resnet34",
+        "--trainer.logger=false",
+        "--trainer.default_root_dir", str(predicted),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    used = yaml.safe_load((predicted / "config.yaml").read_text())["model"]["init_args"]
+    assert used["inference"]["flips"] == ["none", "h"] and used["inference"]["window"] == 64
+    assert used["network"]["encoder"] == "resnet18"  # the checkpoint's network, not the command's
     assert demo_data_complete(tmp_path / "fresh")
 
 
