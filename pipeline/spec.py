@@ -119,6 +119,7 @@ class PipelineSpec:
         seed: ``seed_everything`` of every fit and predict stage.
         stage1: optical models fitted on OEM and adapted to OEM-SAR optical.
         selection: how the stage-1 pseudo-label sets are combined (``none``: the first model's set).
+        selection_models: the stage-1 models whose sets are combined (None: all of them).
         stage2: SAR models; the ``ensemble`` ones make the submission.
         submission: ensemble weights and no-data masking of the submission.
         launch: local or SLURM launching and the device layout.
@@ -132,6 +133,7 @@ class PipelineSpec:
     seed: int = 0
     stage1: list[Stage1Model] = field(default_factory=list)
     selection: Selection = "none"
+    selection_models: list[str] | None = None
     stage2: list[Stage2Model] = field(default_factory=list)
     submission: SubmissionSettings = field(default_factory=SubmissionSettings)
     launch: LaunchSettings = field(default_factory=LaunchSettings)
@@ -168,9 +170,11 @@ def check_spec(spec: PipelineSpec) -> None:
             missing = [c for c in model.configs if not resolve_config(c).is_file()]
             problems += [f"{stage}/{model.name}: config file {c} does not exist" for c in missing]
     stage1_names = {m.name for m in spec.stage1}
-    if spec.selection == "agreement" and len(spec.stage1) != 2:
-        problems.append(f"selection 'agreement' needs exactly 2 stage-1 models, got {len(spec.stage1)}")
-    if spec.selection == "soft_ensemble" and not spec.stage1:
+    voters = spec.selection_models if spec.selection_models is not None else [m.name for m in spec.stage1]
+    problems += [f"selection_models: {n!r} is not a stage-1 model" for n in voters if n not in stage1_names]
+    if spec.selection == "agreement" and len(voters) != 2:
+        problems.append(f"selection 'agreement' needs exactly 2 stage-1 models, got {len(voters)}")
+    if spec.selection == "soft_ensemble" and not voters:
         problems.append("selection 'soft_ensemble' needs stage-1 models")
     for model in spec.stage2:
         if model.labels == "pseudo" and not spec.stage1:

@@ -263,7 +263,8 @@ class StageBuilder:
         ]
 
     def selection_stage(self) -> Stage:
-        sets = [self.set_name(m.name) for m in self.spec.stage1]
+        voters = self.spec.selection_models
+        sets = [self.set_name(n) for n in (voters if voters is not None else [m.name for m in self.spec.stage1])]
         output = self.pseudo_set()
         return Stage(
             "selection",

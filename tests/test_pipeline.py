@@ -109,6 +109,20 @@ def test_from_and_only_select_stages(tmp_path: Path) -> None:
         select_stages(stages, "stage3", None)
 
 
+def test_selection_can_combine_a_subset_of_the_stage1_models(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    spec.stage1.append(Stage1Model("source_only", [STAGE1]))
+    with pytest.raises(ValueError, match="exactly 2"):
+        check_spec(spec)
+    spec.selection_models = ["a", "b"]
+    check_spec(spec)
+    selection = next(s for s in StageBuilder(spec).build() if s.id == "selection")
+    assert '--sets=["run-a", "run-b"]' in selection.arguments()
+    spec.selection_models = ["a", "zzz"]
+    with pytest.raises(ValueError, match="'zzz' is not a stage-1 model"):
+        check_spec(spec)
+
+
 def test_invalid_pipelines_are_rejected_with_every_problem(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, selection="agreement")
     spec.stage1 = [Stage1Model("a", [STAGE1]), Stage1Model("a", ["missing.yaml"]), Stage1Model("c d", [STAGE1])]
