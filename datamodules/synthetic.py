@@ -115,6 +115,12 @@ class SyntheticConfig:
     optical_resolution_range: tuple[float, float] = (0.1, 0.35)
     nodata_test_fraction: float = 0.35
 
+    @classmethod
+    def tiny(cls) -> SyntheticConfig:
+        """The smallest useful dataset (64 px tiles, a handful of each): tests and quick checks."""
+        return cls(seed=1, tile_size=64, oem_regions=2, oem_tiles_per_region=3, sar_train_tiles=6, sar_val_tiles=2,
+                   sar_test_tiles=3)  # fmt: skip
+
     def __post_init__(self) -> None:
         counts = (
             self.oem_regions,

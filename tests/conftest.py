@@ -14,15 +14,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 from datamodules.synthetic import SyntheticConfig, generate_demo_data
 
-TINY = SyntheticConfig(
-    seed=1,
-    tile_size=64,
-    oem_regions=2,
-    oem_tiles_per_region=3,
-    sar_train_tiles=6,
-    sar_val_tiles=2,
-    sar_test_tiles=3,
-)
+TINY = SyntheticConfig.tiny()
 
 
 @pytest.fixture(scope="session")

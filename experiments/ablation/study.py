@@ -240,19 +240,7 @@ def main() -> None:
     out = Path(args.out).resolve()
     steps1, steps2 = (4, 4) if args.quick else args.steps
     data_settings = (
-        asdict(
-            SyntheticConfig(
-                seed=1,
-                tile_size=64,
-                oem_regions=2,
-                oem_tiles_per_region=3,
-                sar_train_tiles=6,
-                sar_val_tiles=2,
-                sar_test_tiles=3,
-            )
-        )
-        if args.quick
-        else {**asdict(SyntheticConfig()), **base.get("demo_settings", {})}
+        asdict(SyntheticConfig.tiny()) if args.quick else {**asdict(SyntheticConfig()), **base.get("demo_settings", {})}
     )
     tiny = ["--data.init_args.crop_size=64", "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
             "--model.init_args.inference={window: 64, stride: 32}"] if args.quick else []  # fmt: skip
