@@ -71,7 +71,7 @@ def main() -> None:
             runner_own = run.wall_s - sum(times.values())
             overhead = (runner_own + startup_total) / run.wall_s
             overheads.append(overhead)
-            print(f"seed {seed}: wall {run.wall_s:.0f} s (target <= 600 s), peak memory of the process tree "
+            print(f"seed {seed}: wall {run.wall_s:.0f} s (target <= 600 s), peak memory of the process tree (PSS) "
                   f"{run.peak_bytes / 1024**3:.2f} GB (target <= 6 GB)")  # fmt: skip
             print("  stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
             print(f"  runner overhead: own {runner_own:.1f} s + {len(times)} stage start-ups {startup_total:.1f} s "

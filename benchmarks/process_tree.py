@@ -1,8 +1,10 @@
 """Run a command and measure its wall time and the peak memory of its whole process tree.
 
-The peak is the largest sum of resident memory (VmRSS from /proc) over the command and all its
+The peak is the largest sum of proportional set sizes (Pss from /proc/<pid>/smaps_rollup: each
+shared page counted once, split between the processes sharing it) over the command and all its
 descendants at one moment (data-loader workers, DDP ranks, stage processes), sampled every 0.2 s,
-so it is what the machine must hold, not the largest single process.
+so it is what the machine must hold. Summing plain RSS instead would count the libraries and the
+copy-on-write pages that forked data-loader workers share with their parent once per process.
 """
 
 from __future__ import annotations
@@ -28,22 +30,22 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def _rss_bytes(pid: int) -> int:
+def _pss_bytes(pid: int) -> int:
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
 
 
-def tree_rss(root: int) -> int:
-    """Resident memory of ``root`` and all its descendants now, in bytes."""
+def tree_pss(root: int) -> int:
+    """Proportional set size of ``root`` and all its descendants now, in bytes."""
     tree, total, todo = _children(), 0, [root]
     while todo:
         pid = todo.pop()
-        total += _rss_bytes(pid)
+        total += _pss_bytes(pid)
         todo += tree.get(pid, [])
     return total
 
@@ -70,7 +72,7 @@ def run_measured(command: list[str], cwd: Path | None = None, env: dict[str, str
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss(process.pid))
+            peak = max(peak, tree_pss(process.pid))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
