@@ -78,7 +78,8 @@ def main() -> None:
                   f"= {100 * overhead:.1f} % of the wall time (target <= 10 %)")  # fmt: skip
             scores = json.loads((Path(tmp) / f"seed{seed}" / "evaluation" / "scores.json").read_text())
             for row in scores["rows"]:
-                rows.setdefault(f"{row['name']} ({row['scored_on']})", []).append(row["mIoU"])
+                name = row["name"].replace(f"seed{seed}-", "<run>-")  # a set is named after its run
+                rows.setdefault(f"{name} ({row['scored_on']})", []).append(row["mIoU"])
             print((Path(tmp) / f"seed{seed}" / "evaluation" / "table.md").read_text())
     print(f"over seeds {args.seeds} (mean ± standard deviation of mIoU):")
     for name, values in rows.items():
