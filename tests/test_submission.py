@@ -24,7 +24,7 @@ SHAPE = (24, 32)
 
 
 @pytest.fixture()
-def test_set(tmp_path: Path) -> Path:
+def tiles(tmp_path: Path) -> Path:
     """SAR tiles (the second with a no-data corner) and two soft-map folders as ``predict`` writes them.
 
     Soft maps: set ``a`` puts all its probability on class 0, set ``b`` puts 200 on class 0 and 55 on
@@ -45,11 +45,11 @@ def test_set(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_ensemble_submission_writes_pngs_and_zip_without_class_0_except_nodata(test_set: Path) -> None:
-    out = test_set / "submission"
+def test_ensemble_submission_writes_pngs_and_zip_without_class_0_except_nodata(tiles: Path) -> None:
+    out = tiles / "submission"
     # Through the command line (in this process); predict output folders are given, their soft/ is used.
     cli_main(
-        ["submit", "--sar_dir", str(test_set / "sar"), "--soft_dirs", f"[{test_set / 'pred_a'},{test_set / 'pred_b'}]",
+        ["submit", "--sar_dir", str(tiles / "sar"), "--soft_dirs", f"[{tiles / 'pred_a'},{tiles / 'pred_b'}]",
          "--output", str(out), "--nodata_min_area", "50", "--progress", "false"]
     )  # fmt: skip
     pngs = sorted(p.name for p in out.glob("*.png"))
@@ -70,44 +70,44 @@ def test_ensemble_submission_writes_pngs_and_zip_without_class_0_except_nodata(t
         assert all(archive.read(n) == (out / n).read_bytes() for n in pngs)
 
 
-def test_class_weights_and_nodata_are_options(test_set: Path) -> None:
+def test_class_weights_and_nodata_are_options(tiles: Path) -> None:
     out = submit(
-        str(test_set / "out"), str(test_set / "sar"), soft_dirs=[str(test_set / "pred_a/soft")],
+        str(tiles / "out"), str(tiles / "sar"), soft_dirs=[str(tiles / "pred_a/soft")],
         class_weights=[1.0] * 9, nodata=False, progress=False,
     )  # fmt: skip
     label = read_raster(out / "TestArea_002.png")[0]
     assert label[0, 0] == 2 and (label.ravel()[1:] == 0).all()  # one source, all classes: 0 wins, no mask
 
 
-def test_checkpoints_run_on_the_sar_tiles_with_the_map_engine(test_set: Path) -> None:
-    ckpt = sar_checkpoint(test_set / "sar.ckpt")
+def test_checkpoints_run_on_the_sar_tiles_with_the_map_engine(tiles: Path) -> None:
+    ckpt = sar_checkpoint(tiles / "sar.ckpt")
     out = submit(
-        str(test_set / "out"), str(test_set / "sar"), ckpt_path=str(ckpt), window=16, stride=8, nodata=False,
+        str(tiles / "out"), str(tiles / "sar"), ckpt_path=str(ckpt), window=16, stride=8, nodata=False,
         progress=False,
     )  # fmt: skip
     predictor = load_predictor(str(ckpt))
     loaded = predictor.tasks[0]
     for name in NAMES:
-        sar = torch.from_numpy(read_raster(test_set / "sar" / name))[None]
+        sar = torch.from_numpy(read_raster(tiles / "sar" / name))[None]
         probs = tta_probs(loaded.task, loaded.normaliser(sar), 9, window=16, stride=8, batch_size=4)
         expected = probs_to_label(probs).numpy()
         np.testing.assert_array_equal(read_raster(out / name.replace(".tif", ".png"))[0], expected)
 
 
-def test_missing_or_misfit_predictions_are_errors_and_keep_the_old_submission(test_set: Path) -> None:
-    out = test_set / "submission"
+def test_missing_or_misfit_predictions_are_errors_and_keep_the_old_submission(tiles: Path) -> None:
+    out = tiles / "submission"
     out.mkdir()
     (out / "old.png").write_bytes(b"previous submission")
-    (test_set / "pred_b/soft" / NAMES[2]).unlink()
-    dirs = [str(test_set / "pred_a"), str(test_set / "pred_b")]
+    (tiles / "pred_b/soft" / NAMES[2]).unlink()
+    dirs = [str(tiles / "pred_a"), str(tiles / "pred_b")]
     with pytest.raises(DataError, match=r"pred_b/soft/TestArea_003\.tif: missing: no prediction for the SAR tile"):
-        submit(str(out), str(test_set / "sar"), soft_dirs=dirs, progress=False)
-    write_raster(test_set / "pred_b/soft" / NAMES[2], np.zeros((9, 8, 8), np.uint8), **GRID)
+        submit(str(out), str(tiles / "sar"), soft_dirs=dirs, progress=False)
+    write_raster(tiles / "pred_b/soft" / NAMES[2], np.zeros((9, 8, 8), np.uint8), **GRID)
     with pytest.raises(DataError, match=r"TestArea_003\.tif: size 8x8 differs from its SAR tile"):
-        submit(str(out), str(test_set / "sar"), soft_dirs=dirs, progress=False)
+        submit(str(out), str(tiles / "sar"), soft_dirs=dirs, progress=False)
     assert [p.name for p in out.iterdir()] == ["old.png"]
-    assert not [p for p in test_set.iterdir() if p.name.startswith(".")]  # no temporary folder left
-    submit(str(out), str(test_set / "sar"), soft_dirs=dirs[:1], progress=False)
+    assert not [p for p in tiles.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    submit(str(out), str(tiles / "sar"), soft_dirs=dirs[:1], progress=False)
     assert not (out / "old.png").exists() and (out / "submission.zip").is_file()  # replaced as a whole
     with pytest.raises(ValueError, match="needs soft_dirs, ckpt_path or both"):
-        submit(str(out), str(test_set / "sar"), progress=False)
+        submit(str(out), str(tiles / "sar"), progress=False)
