@@ -20,7 +20,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from datamodules.layout import OEM_SAR_DIR
 from pipeline.launch import command_prefix
 from pipeline.spec import PipelineSpec, check_spec
-from pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name, wandb_id
+from pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name
 from pipeline.tracking import track_tool_stage, wandb_sync_hint
 
 
@@ -75,13 +75,12 @@ def stage_command(spec: PipelineSpec, stage: Stage) -> list[str]:
 
 
 def stage_environment(spec: PipelineSpec, stage: Stage) -> dict[str, str]:
-    """The stage's environment: W&B group, job type and run id (resumable), unbuffered output."""
+    """The stage's environment: W&B group, job type and resume mode (the run id is the logger's), unbuffered output."""
     env = dict(os.environ)
     env.update(
         {
             "WANDB_RUN_GROUP": spec.tracking.group or run_name(spec),
             "WANDB_JOB_TYPE": stage.kind,
-            "WANDB_RUN_ID": wandb_id(spec, stage.id),
             "WANDB_RESUME": "allow",
             "PYTHONUNBUFFERED": "1",
         }

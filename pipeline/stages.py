@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from datamodules.layout import OEM_SAR_DIR, label_folder
 from lightning_modules.artifacts import ArtifactRef
@@ -30,16 +30,7 @@ from pipeline.launch import trainer_layout_args
 from pipeline.spec import PipelineSpec, Stage1Model, Stage2Model, resolve_config
 
 StageKind = Literal["data", "stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation"]
-STAGE_KINDS: tuple[StageKind, ...] = (
-    "data",
-    "stage1",
-    "pseudo_labels",
-    "selection",
-    "stage2",
-    "maps",
-    "submission",
-    "evaluation",
-)
+STAGE_KINDS: tuple[StageKind, ...] = get_args(StageKind)
 MARKER = "stage.json"
 
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from datamodules.synthetic import SyntheticConfig  # noqa: E402
 from experiments.ablation.plot import bar_chart  # noqa: E402
+from pipeline.stages import best_checkpoint  # noqa: E402
 
 CLI = [sys.executable, str(REPO / "cli.py")]
 CE = [
@@ -160,10 +161,6 @@ def run_pipeline(pipeline: dict, folder: Path) -> dict:
     return {row["name"]: row["mIoU"] for row in scores["rows"]}
 
 
-def best_checkpoint(folder: Path) -> Path:
-    return max((folder / "checkpoints").glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
-
-
 def run_tool(name: str, *args: str) -> None:
     """Run a ``cli.py`` tool quietly; its output only if it fails."""
     result = subprocess.run([*CLI, name, *args, "--progress=false"], capture_output=True, text=True)
@@ -176,6 +173,8 @@ def test_time_scores(folder: Path, data: Path, quick: bool) -> dict[str, float]:
     sar = data / "OpenEarthMap-SAR" / "test"
     weights = json.dumps([0.0] + [1.0] * 8)
     method = best_checkpoint(folder / "stage2" / f"sar_on_{METHOD_SET}")
+    if method is None:
+        raise SystemExit(f"no best checkpoint under {folder / 'stage2'}")
     other = "sce" if quick else "larger_encoder"
     variants = {
         "single_view": [f"--ckpt_path={method}"],
