@@ -30,6 +30,7 @@ TOOLS = {
     "submit": "lightning_modules.submission:submit",
     "evaluate": "lightning_modules.evaluation:evaluate",
     "pipeline-report": "pipeline.report:pipeline_report",
+    "install-official-labels": "pipeline.official_labels:install_official_labels",
 }
 
 

@@ -115,6 +115,10 @@ class PipelineSpec:
         data_root: folder holding ``OpenEarthMap/`` and ``OpenEarthMap-SAR/``.
         demo_data: generate the synthetic dataset into ``data_root`` when it is missing.
         demo_settings: size, seed and difficulty of that synthetic dataset.
+        demo_official_labeller: when the demo data is generated, make its official labels as the
+            real ones were made: this (source-only) optical model is fitted on the generated OEM and
+            its pseudo-labels of the OEM-SAR train optical replace ``train/labels`` (the generator's
+            noise-model labels move to ``train/labels_noise_model``). None keeps the generator's.
         run_dir: the run's folder; every stage writes under it at a fixed path.
         seed: ``seed_everything`` of every fit and predict stage.
         stage1: optical models fitted on OEM and adapted to OEM-SAR optical.
@@ -129,6 +133,7 @@ class PipelineSpec:
     data_root: str = "data/demo"
     demo_data: bool = False
     demo_settings: SyntheticConfig = field(default_factory=SyntheticConfig)
+    demo_official_labeller: Stage1Model | None = None
     run_dir: str = "runs/pipeline"
     seed: int = 0
     stage1: list[Stage1Model] = field(default_factory=list)
@@ -159,7 +164,10 @@ def check_spec(spec: PipelineSpec) -> None:
         ValueError: every problem found, one per line.
     """
     problems: list[str] = []
-    for stage, models in (("stage1", spec.stage1), ("stage2", spec.stage2)):
+    labeller = [spec.demo_official_labeller] if spec.demo_official_labeller else []
+    if labeller and not spec.demo_data:
+        problems.append("demo_official_labeller needs demo_data: true (it relabels generated data only)")
+    for stage, models in (("stage1", spec.stage1 + labeller), ("stage2", spec.stage2)):
         names = [m.name for m in models]
         problems += [f"{stage}: model name {n!r} used twice" for n in sorted({n for n in names if names.count(n) > 1})]
         bad = [n for n in names if not _NAME.match(n)]

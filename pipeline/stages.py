@@ -2,6 +2,8 @@
 
 Run folder layout (``<run>`` = ``spec.run_dir``)::
 
+    <run>/stage1/<labeller>/     the demo's official labeller, if any (with pseudo_labels/<labeller>/ and
+                                 official_labels/: its set installed as OEM-SAR train/labels)
     <run>/stage1/<model>/        checkpoints/{best-*,last}.ckpt, config.yaml, wandb/
     <run>/pseudo_labels/<model>/ config.yaml, wandb/   (the set itself: OEM-SAR train/labels_pl/<run name>-<model>/)
     <run>/selection/                                   (the set: train/labels_pl/<run name>-selected/)
@@ -27,9 +29,10 @@ from typing import Literal, get_args
 from datamodules.layout import OEM_SAR_DIR, label_folder
 from lightning_modules.artifacts import ArtifactRef
 from pipeline.launch import trainer_layout_args
+from pipeline.official_labels import official_labels_marker
 from pipeline.spec import PipelineSpec, Stage1Model, Stage2Model, resolve_config
 
-StageKind = Literal["data", "stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation"]
+StageKind = Literal["data", "official_labels", "stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation"]
 STAGE_KINDS: tuple[StageKind, ...] = get_args(StageKind)
 MARKER = "stage.json"
 
@@ -67,6 +70,10 @@ class Stage:
         """True when the stage finished before and its outputs are still there."""
         if self.complete_check is not None:
             return self.complete_check()
+        return self.has_finished()
+
+    def has_finished(self) -> bool:
+        """True when its process exited 0 before (the marker) and its outputs are still there."""
         return (self.folder / MARKER).is_file() and all(p.exists() for p in self.outputs)
 
     def mark_complete(self, command: list[str]) -> None:
@@ -217,6 +224,36 @@ class StageBuilder:
             # Data is generated only into a missing data root: an existing one (real data too) is used as it is.
             complete_check=lambda: self.root.is_dir() and any(self.root.iterdir()),
         )
+
+    def official_label_stages(self, labeller: Stage1Model) -> list[Stage]:
+        """Fit the source-only labeller, write its set, install the set as ``train/labels``.
+
+        All three count as complete once the data root records installed official labels, so a
+        second run on the same data (or a resumed one) never relabels it.
+        """
+        marker = official_labels_marker(self.root)
+        stages = self.stage1_stages(labeller)
+        for stage in stages:
+            stage.complete_check = lambda stage=stage: marker.is_file() or stage.has_finished()
+        label_set = self.set_name(labeller.name)
+        fit_folder = self.run / "stage1" / labeller.name
+        stages.append(
+            Stage(
+                "official_labels",
+                "official_labels",
+                "install-official-labels",
+                lambda: [
+                    f"--root={self.root}",
+                    f"--label_set={label_set}",
+                    f"--checkpoint={_checkpoint_or_placeholder(fit_folder, f'stage1/{labeller.name}')}",
+                ],
+                self.run / "official_labels",
+                produces=self._set_ref("official"),
+                uses=[self._set_ref(label_set)],
+                complete_check=marker.is_file,
+            )
+        )
+        return stages
 
     def stage1_stages(self, model: Stage1Model) -> list[Stage]:
         fit_folder, predict_folder = self.run / "stage1" / model.name, self.run / "pseudo_labels" / model.name
@@ -371,6 +408,8 @@ class StageBuilder:
         """All stages in order; the evaluation only when the test set has labels."""
         spec = self.spec
         stages = [self.data_stage()] if spec.demo_data else []
+        if spec.demo_data and spec.demo_official_labeller:
+            stages += self.official_label_stages(spec.demo_official_labeller)
         for model in spec.stage1:
             stages += self.stage1_stages(model)
         if spec.selection != "none":

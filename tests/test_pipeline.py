@@ -100,6 +100,25 @@ def test_demo_data_is_generated_only_into_a_missing_data_root(tmp_path: Path) ->
     assert data_stage.is_complete()
 
 
+def test_the_demo_official_labeller_runs_once_per_data_root(tmp_path: Path) -> None:
+    labeller = Stage1Model("labeller", [STAGE1], ["--model.init_args.adaptation.enabled=false"])
+    spec = make_spec(tmp_path, demo_data=True, demo_official_labeller=labeller)
+    stages = StageBuilder(spec).build()
+    assert [s.id for s in stages[:5]] == ["data", "stage1/labeller", "pseudo_labels/labeller", "official_labels", "stage1/a"]
+    install = stages[3]
+    assert install.subcommand == "install-official-labels" and "--label_set=run-labeller" in install.arguments()
+    assert not any(s.is_complete() for s in stages[1:4])
+    marker = tmp_path / "data" / "OpenEarthMap-SAR" / "train" / "OFFICIAL_LABELS.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")  # another run on the same data root installed them
+    assert all(s.is_complete() for s in stages[1:4]) and not stages[4].is_complete()
+
+    with pytest.raises(ValueError, match="demo_official_labeller needs demo_data"):
+        check_spec(make_spec(tmp_path, demo_official_labeller=labeller))
+    with pytest.raises(ValueError, match="'a' used twice"):
+        check_spec(make_spec(tmp_path, demo_data=True, demo_official_labeller=Stage1Model("a", [STAGE1])))
+
+
 def test_from_and_only_select_stages(tmp_path: Path) -> None:
     stages = StageBuilder(make_spec(tmp_path)).build()
     assert [s.id for s in select_stages(stages, "stage2", None)][:2] == ["stage2/method", "maps/method"]

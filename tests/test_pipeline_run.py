@@ -30,11 +30,11 @@ TINY_STAGE_ARGS = [
 
 
 def tiny_pipeline(folder: Path, group: str) -> Path:
-    """The demo pipeline at a tiny size: one stage-1 model, the method and the baseline in stage 2."""
+    """The demo pipeline at a tiny size: the official labeller, one stage-1 model, the method and the baseline."""
     demo = yaml.safe_load((REPO / "experiments/demo.yaml").read_text())
     demo.update(data_root=str(folder / "data"), run_dir=str(folder / "run"), demo_settings=asdict(TINY))
     demo["tracking"] = {"group": group}
-    for model in demo["stage1"] + demo["stage2"]:
+    for model in demo["stage1"] + demo["stage2"] + [demo["demo_official_labeller"]]:
         model["args"] = model.get("args", []) + TINY_STAGE_ARGS
     path = folder / "tiny_pipeline.yaml"
     path.write_text(yaml.safe_dump(demo))
@@ -78,6 +78,7 @@ def resumed_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_a_killed_pipeline_resumes_without_rerunning_stage1(resumed_run: dict) -> None:
     run, output = resumed_run["run"], resumed_run["output"]
     assert "[stage1/adapted] complete, skipped" in output
+    assert "[official_labels] complete, skipped" in output
     assert "[pseudo_labels/adapted] complete, skipped" in output
     assert mtimes(run / "stage1") == resumed_run["before"]["stage1"]  # stage-1 outputs untouched
     assert mtimes(resumed_run["data"] / "OpenEarthMap-SAR/train/labels_pl") == resumed_run["before"]["labels"]
@@ -93,6 +94,12 @@ def test_every_stage_writes_its_outputs_and_the_table_compares_method_and_baseli
     test_tiles = sorted(p.name for p in (data / "OpenEarthMap-SAR/test/sar_images").glob("*.tif"))
     train_rgb = sorted(p.name for p in (data / "OpenEarthMap-SAR/train/rgb_images").glob("*.tif"))
     assert sorted(p.name for p in (data / "OpenEarthMap-SAR/train/labels_pl/run-adapted").glob("*.tif")) == train_rgb
+    # The official labels are the source-only labeller's set (the generator's are kept aside).
+    labeller_set = data / "OpenEarthMap-SAR/train/labels_pl/run-official_labeller"
+    official = data / "OpenEarthMap-SAR/train/labels"
+    assert sorted(p.name for p in official.glob("*.tif")) == train_rgb
+    assert all((official / n).read_bytes() == (labeller_set / n).read_bytes() for n in train_rgb)
+    assert len(list((data / "OpenEarthMap-SAR/train/labels_noise_model").glob("*.tif"))) == len(train_rgb) + 1
     for model in ("method", "baseline"):
         assert list((run / "stage2" / model / "checkpoints").glob("best-*.ckpt"))
         assert sorted(p.name for p in (run / "maps" / model / "labels").glob("*.tif")) == test_tiles
