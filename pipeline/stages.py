@@ -32,7 +32,9 @@ from pipeline.launch import trainer_layout_args
 from pipeline.official_labels import official_labels_marker
 from pipeline.spec import PipelineSpec, Stage1Model, Stage2Model, resolve_config
 
-StageKind = Literal["data", "official_labels", "stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation"]
+StageKind = Literal[
+    "data", "official_labels", "stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation"
+]
 STAGE_KINDS: tuple[StageKind, ...] = get_args(StageKind)
 MARKER = "stage.json"
 

@@ -104,7 +104,13 @@ def test_the_demo_official_labeller_runs_once_per_data_root(tmp_path: Path) -> N
     labeller = Stage1Model("labeller", [STAGE1], ["--model.init_args.adaptation.enabled=false"])
     spec = make_spec(tmp_path, demo_data=True, demo_official_labeller=labeller)
     stages = StageBuilder(spec).build()
-    assert [s.id for s in stages[:5]] == ["data", "stage1/labeller", "pseudo_labels/labeller", "official_labels", "stage1/a"]
+    assert [s.id for s in stages[:5]] == [
+        "data",
+        "stage1/labeller",
+        "pseudo_labels/labeller",
+        "official_labels",
+        "stage1/a",
+    ]
     install = stages[3]
     assert install.subcommand == "install-official-labels" and "--label_set=run-labeller" in install.arguments()
     assert not any(s.is_complete() for s in stages[1:4])
