@@ -3,12 +3,12 @@
 Every variant is a model of an ordinary pipeline (``cli.py pipeline``), derived in code from the
 base pipeline's stage-1 and stage-2 models, so stages shared between variants run once per seed:
 
-- stage 1: source-only, mean teacher, mean teacher + RAA (the method), with the hard pixel
-  threshold or no weighting instead of the threshold-free image weights, and a larger encoder
-  (the second voter of the agreement selection);
+- stage 1: source-only, mean teacher, mean teacher + RAA (the method), and the method with the
+  hard pixel threshold or no weighting instead of the threshold-free image weights;
 - stage 2 (on the method's pseudo-labels unless said): SCE + Lovasz (the method), CE, SCE alone,
   the official labels (with SCE + Lovasz, and with CE: the contest baseline), the agreement of
-  two stage-1 models, a larger encoder, and one SAR model per stage-1 variant;
+  two stage-1 models (mean teacher with and without RAA), a larger encoder (ResNet-34), and one
+  SAR model per stage-1 variant;
 - test time: a single view, TTA (scales x flips) and the ensemble of two SAR models, all through
   ``submit`` with the same class weights;
 - a label-noise sweep of the official labels (data regenerated per level): CE vs SCE + Lovasz.
@@ -16,7 +16,13 @@ base pipeline's stage-1 and stage-2 models, so stages shared between variants ru
 Two scores per variant, mean ± standard deviation over seeds: the pseudo-labels' mIoU against the
 clean truth of the OEM-SAR training tiles, and the SAR map's mIoU on the clean test truth.
 
-    python experiments/ablation/study.py [--seeds 0 1 2] [--out runs/ablation] [--quick]
+The data is the base pipeline's (the demo data, its official labels written by the source-only
+labeller); each run is smaller than the demo's (crops of 128 px, 150 steps per fit) so that the
+study fits in an hour on 2 CPU cores. The pipelines run ``--jobs`` at a time (default: one per
+core, each on one thread); the seeds' main pipelines share one data root, which the first one
+prepares while the others wait.
+
+    python experiments/ablation/study.py [--seeds 0 1 2] [--out runs/ablation] [--jobs 2] [--quick]
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -39,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from datamodules.synthetic import SyntheticConfig  # noqa: E402
 from experiments.ablation.plot import bar_chart  # noqa: E402
+from pipeline.official_labels import official_labels_marker  # noqa: E402
 from pipeline.stages import best_checkpoint  # noqa: E402
 
 CLI = [sys.executable, str(REPO / "cli.py")]
@@ -65,8 +75,8 @@ STAGE1 = {
         ["--model.init_args.adaptation.weighting=pixel_threshold"],
     ),
     "no_weighting": ("every pseudo-label weighs 1", ["--model.init_args.adaptation.weighting=none"]),
-    "mt_raa_resnet34": ("larger stage-1 encoder (second voter)", LARGER),
 }
+VOTERS = ["mt_raa", "mean_teacher"]
 QUICK_STAGE1 = ("source_only", "mt_raa")
 METHOD_SET = "mt_raa"
 TEST_TIME = {
@@ -86,7 +96,7 @@ def stage2_variants(stage1: list[str], quick: bool) -> dict[str, tuple[str, str,
         return variants
     variants["official_sce"] = ("SCE + Lovasz on the official labels", "official", [])
     variants["official_ce"] = ("the contest baseline: CE on the official labels", "official", CE)
-    variants["agreement"] = ("agreement of mt_raa and mt_raa_resnet34", "agreement", [])
+    variants["agreement"] = (f"agreement of {' and '.join(VOTERS)}", "agreement", [])
     variants["larger_encoder"] = ("ResNet-34 SAR encoder on the method's pseudo-labels", METHOD_SET, LARGER)
     return variants
 
@@ -123,7 +133,10 @@ def study_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, qu
         "tracking": {"group": f"ablation-{run_name}"},
     }
     if not quick:
-        pipeline |= {"selection": "agreement", "selection_models": ["mt_raa", "mt_raa_resnet34"]}
+        pipeline |= {"selection": "agreement", "selection_models": VOTERS}
+    labeller = base.get("demo_official_labeller")
+    if labeller:  # the official labels: a source-only model with the stage-1 variants' budget
+        pipeline["demo_official_labeller"] = {**labeller, "args": [*labeller.get("args", []), *size["stage1"]]}
     return pipeline
 
 
@@ -145,30 +158,28 @@ def noise_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, no
     }
 
 
-def run_pipeline(pipeline: dict, folder: Path) -> dict:
-    """Run (or resume) a pipeline; its evaluation rows by name."""
+def run_pipeline(pipeline: dict, folder: Path, env: dict[str, str]) -> dict:
+    """Run (or resume) a pipeline in ``folder``; its evaluation rows by name."""
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "pipeline.yaml"
     config.write_text(yaml.safe_dump(pipeline, sort_keys=False))
     log = folder / "pipeline.log"
     with log.open("a") as sink:
-        code = subprocess.run(
-            [*CLI, "pipeline", f"--config={config}"], stdout=sink, stderr=subprocess.STDOUT
-        ).returncode
-    if code != 0:
+        code = subprocess.run([*CLI, "pipeline", f"--config={config}"], stdout=sink, stderr=subprocess.STDOUT, env=env)
+    if code.returncode != 0:
         raise SystemExit(f"pipeline {config} failed; see {log}")
     scores = json.loads((folder / "evaluation" / "scores.json").read_text())
     return {row["name"]: row["mIoU"] for row in scores["rows"]}
 
 
-def run_tool(name: str, *args: str) -> None:
+def run_tool(name: str, *args: str, env: dict[str, str]) -> None:
     """Run a ``cli.py`` tool quietly; its output only if it fails."""
-    result = subprocess.run([*CLI, name, *args, "--progress=false"], capture_output=True, text=True)
+    result = subprocess.run([*CLI, name, *args, "--progress=false"], capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise SystemExit(f"cli.py {name} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
 
 
-def test_time_scores(folder: Path, data: Path, quick: bool) -> dict[str, float]:
+def test_time_scores(folder: Path, data: Path, quick: bool, env: dict[str, str]) -> dict[str, float]:
     """Single view vs TTA vs ensemble of two SAR models, all through ``submit`` with the same class weights."""
     sar = data / "OpenEarthMap-SAR" / "test"
     weights = json.dumps([0.0] + [1.0] * 8)
@@ -188,10 +199,9 @@ def test_time_scores(folder: Path, data: Path, quick: bool) -> dict[str, float]:
         out = folder / "test_time" / name
         if not (out / "scores.json").is_file():
             submit = [f"--sar_dir={sar / 'sar_images'}", f"--output={out}", f"--class_weights={weights}", *args]
-            run_tool("submit", *submit)
-            run_tool(
-                "evaluate", f"--predictions={out}", f"--labels={sar / 'labels'}", f"--output={out / 'scores.json'}"
-            )
+            run_tool("submit", *submit, env=env)
+            scores_file = f"--output={out / 'scores.json'}"
+            run_tool("evaluate", f"--predictions={out}", f"--labels={sar / 'labels'}", scores_file, env=env)
         scores[name] = json.loads((out / "scores.json").read_text())["mIoU"]
     return scores
 
@@ -232,43 +242,64 @@ def main() -> None:
     parser.add_argument("--out", default="runs/ablation")
     parser.add_argument("--noise", type=float, nargs="*", default=[0.1, 0.3, 0.6], help="label-noise levels")
     parser.add_argument("--steps", type=int, nargs=2, default=[150, 150], help="stage-1 and stage-2 steps")
+    parser.add_argument("--crop", type=int, default=128, help="training crop size of both stages")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="pipelines run at the same time")
     parser.add_argument("--quick", action="store_true", help="tiny data, few steps and variants (CI)")
     args = parser.parse_args()
-    os.environ.setdefault("WANDB_MODE", "offline")
+    started = time.perf_counter()
+    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    if args.jobs > 1:  # one core per pipeline: parallel pipelines beat two threads per forward on small crops
+        env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = yaml.safe_load((REPO / args.base).read_text())
     out = Path(args.out).resolve()
-    steps1, steps2 = (4, 4) if args.quick else args.steps
-    data_settings = (
-        asdict(SyntheticConfig.tiny()) if args.quick else {**asdict(SyntheticConfig()), **base.get("demo_settings", {})}
-    )
-    tiny = ["--data.init_args.crop_size=64", "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
-            "--model.init_args.inference={window: 64, stride: 32}"] if args.quick else []  # fmt: skip
-    size = {
-        "data": data_settings,
-        "stage1": [f"--trainer.max_steps={steps1}", f"--trainer.val_check_interval={steps1}", *tiny],
-        "stage2": [f"--trainer.max_steps={steps2}", f"--trainer.val_check_interval={steps2}", *tiny],
-    }
-    noise_levels = [data_settings["label_noise"]] if args.quick else args.noise
+    size = study_size(args, base)
+    noise_levels = [size["data"]["label_noise"]] if args.quick else args.noise
     stage1_names = list(QUICK_STAGE1 if args.quick else STAGE1)
+
+    failed = threading.Event()
+    prepared = official_labels_marker(out / "data")
+
+    def main_job(seed: int) -> dict[str, Any]:
+        folder = out / f"seed{seed}"
+        if seed != args.seeds[0] and "demo_official_labeller" in base:  # the first seed's run prepares the data
+            while not prepared.is_file():
+                if failed.is_set():
+                    raise SystemExit(f"seed {seed} not run: preparing {out / 'data'} failed")
+                time.sleep(2)
+        try:
+            rows = run_pipeline(study_pipeline(base, folder, out / "data", seed, args.quick, size), folder, env)
+        except BaseException:
+            failed.set()
+            raise
+        return {"rows": rows, "test_time": test_time_scores(folder, out / "data", args.quick, env)}
+
+    def noise_job(seed: int, noise: float) -> dict[str, float]:
+        folder = out / f"noise{noise}" / f"seed{seed}"
+        return run_pipeline(noise_pipeline(base, folder, out / f"data_noise{noise}", seed, noise, size), folder, env)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        jobs = {}
+        for seed in args.seeds:  # the first main job prepares the shared data while noise jobs run
+            jobs[("main", seed)] = pool.submit(main_job, seed)
+            for noise in noise_levels:
+                jobs[("noise", seed, noise)] = pool.submit(noise_job, seed, noise)
+        done = {key: job.result() for key, job in jobs.items()}
+
     pseudo: dict[str, list[float]] = {}
     sar: dict[str, list[float]] = {}
     for seed in args.seeds:
-        folder = out / f"seed{seed}"
-        rows = run_pipeline(study_pipeline(base, folder, out / "data", seed, args.quick, size), folder)
+        rows, run = done[("main", seed)]["rows"], f"seed{seed}"
         for name in stage1_names:
-            collect(pseudo, name, rows.get(f"train/labels_pl/{folder.name}-{name}"))
+            collect(pseudo, name, rows.get(f"train/labels_pl/{run}-{name}"))
         collect(pseudo, "official", rows.get("train/labels"))
         if not args.quick:
-            collect(pseudo, "agreement", rows.get(f"train/labels_pl/{folder.name}-selected"))
+            collect(pseudo, "agreement", rows.get(f"train/labels_pl/{run}-selected"))
         for name in stage2_variants(stage1_names, args.quick):
             collect(sar, name, rows.get(f"maps/{name}"))
-        for name, value in test_time_scores(folder, out / "data", args.quick).items():
+        for name, value in done[("main", seed)]["test_time"].items():
             collect(sar, name, value)
         for noise in noise_levels:
-            noise_folder = out / f"noise{noise}" / f"seed{seed}"
-            noise_rows = run_pipeline(
-                noise_pipeline(base, noise_folder, out / f"data_noise{noise}", seed, noise, size), noise_folder
-            )
+            noise_rows = done[("noise", seed, noise)]
             for loss in ("ce", "sce_lovasz"):
                 collect(sar, f"noise{noise}_{loss}", noise_rows.get(f"maps/{loss}"))
             collect(pseudo, f"noise{noise}_official", noise_rows.get("train/labels"))
@@ -284,21 +315,39 @@ def main() -> None:
             what = f"official labels, label_noise {noise}"
             labels, maps = pseudo.get(f"noise{noise}_official"), sar.get(f"noise{noise}_{loss}")
             results.append(result("label noise", f"{loss} @ {noise}", what, labels, maps))
+    wall = time.perf_counter() - started
     table = results_table(results)
     (out / "results.md").write_text(table + "\n")
-    (out / "results.json").write_text(
-        json.dumps({"seeds": args.seeds, "quick": args.quick, "results": results}, indent=2)
-    )
+    summary = {"seeds": args.seeds, "quick": args.quick, "jobs": args.jobs, "wall_s": wall, "results": results}
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
     bar_chart([(f"{r['group']}: {r['variant']}", *r["sar_map"]) for r in results], out / "results.png",
               title=f"SAR map mIoU on the clean test truth (mean ± std, seeds {args.seeds})")  # fmt: skip
     log_to_wandb(out, results)
-    print(f"ablation study, seeds {args.seeds}{' (quick)' if args.quick else ''}: {out}\n{table}")
+    quick = " (quick)" if args.quick else ""
+    print(f"ablation study, seeds {args.seeds}{quick}, {args.jobs} jobs: {wall / 60:.1f} min wall\n{out}\n{table}")
     if any(
         m is not None and not (math.isfinite(m) and 0 <= m <= 1)
         for r in results
         for m in (r["pseudo_labels"][0], r["sar_map"][0])
     ):
         raise SystemExit("a score is not a finite number in [0, 1]")
+
+
+def study_size(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    """The data settings and the per-fit arguments of both stages at the study's (or the quick) size."""
+    steps1, steps2 = (4, 4) if args.quick else args.steps
+    demo = {**asdict(SyntheticConfig()), **base.get("demo_settings", {})}
+    data = asdict(SyntheticConfig.tiny()) if args.quick else demo
+    if args.quick:
+        smaller = ["--data.init_args.crop_size=64", "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
+                   "--model.init_args.inference={window: 64, stride: 32}"]  # fmt: skip
+    else:
+        smaller = [f"--data.init_args.crop_size={args.crop}"]
+    return {
+        "data": data,
+        "stage1": [f"--trainer.max_steps={steps1}", f"--trainer.val_check_interval={steps1}", *smaller],
+        "stage2": [f"--trainer.max_steps={steps2}", f"--trainer.val_check_interval={steps2}", *smaller],
+    }
 
 
 def log_to_wandb(out: Path, results: list[dict[str, Any]]) -> None:
