@@ -8,12 +8,16 @@ the runner's own time (total minus the stage processes) plus the start-up of eve
 (interpreter, imports and config parsing: measured by running each stage kind's command with
 ``--help``, which imports and builds the parser but does no work).
 
-    python benchmarks/demo_pipeline.py [--seeds 0 1 2] [--config experiments/demo.yaml] [pipeline args ...]
+    python benchmarks/demo_pipeline.py [--seeds 0 1 2] [--config experiments/demo.yaml] [--work DIR] [pipeline args ...]
+
+``--work DIR`` keeps the data (``DIR/data``) and the runs (``DIR/seed<N>``) so that seeds can be run in
+separate invocations on the same data; the summary covers every seed run found there.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
@@ -55,10 +59,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--config", default="experiments/demo.yaml")
+    parser.add_argument("--work", default=None, help="folder for the data and the runs (default: a temporary one)")
     args, extra = parser.parse_known_args()
     rows: dict[str, list[float]] = {}
     overheads = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() if args.work is None else contextlib.nullcontext(args.work) as tmp:
         for seed in args.seeds:
             command = [*CLI, "pipeline", f"--config={REPO / args.config}", f"--data_root={tmp}/data",
                        f"--run_dir={tmp}/seed{seed}", f"--seed={seed}", *extra]  # fmt: skip
@@ -76,12 +81,14 @@ def main() -> None:
             print("  stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
             print(f"  runner overhead: own {runner_own:.1f} s + {len(times)} stage start-ups {startup_total:.1f} s "
                   f"= {100 * overhead:.1f} % of the wall time (target <= 10 %)")  # fmt: skip
+            print((Path(tmp) / f"seed{seed}" / "evaluation" / "table.md").read_text())
+        seeds = sorted(int(p.parent.parent.name[4:]) for p in Path(tmp).glob("seed*/evaluation/scores.json"))
+        for seed in seeds:
             scores = json.loads((Path(tmp) / f"seed{seed}" / "evaluation" / "scores.json").read_text())
             for row in scores["rows"]:
                 name = row["name"].replace(f"seed{seed}-", "<run>-")  # a set is named after its run
                 rows.setdefault(f"{name} ({row['scored_on']})", []).append(row["mIoU"])
-            print((Path(tmp) / f"seed{seed}" / "evaluation" / "table.md").read_text())
-    print(f"over seeds {args.seeds} (mean ± standard deviation of mIoU):")
+    print(f"over seeds {seeds} (mean ± standard deviation of mIoU):")
     for name, values in rows.items():
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         per_seed = ", ".join(f"{v:.3f}" for v in values)

@@ -247,7 +247,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny data, few steps and variants (CI)")
     args = parser.parse_args()
     started = time.perf_counter()
-    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    os.environ.setdefault("WANDB_MODE", "offline")  # this process logs the table too
+    env = dict(os.environ)
     if args.jobs > 1:  # one core per pipeline: parallel pipelines beat two threads per forward on small crops
         env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = yaml.safe_load((REPO / args.base).read_text())
