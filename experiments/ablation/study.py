@@ -17,10 +17,10 @@ Two scores per variant, mean ± standard deviation over seeds: the pseudo-labels
 clean truth of the OEM-SAR training tiles, and the SAR map's mIoU on the clean test truth.
 
 The data is the base pipeline's (the demo data, its official labels written by the source-only
-labeller); each run is smaller than the demo's (crops of 96 px, 150 steps per fit) so that the
-study fits in an hour on 2 CPU cores (with 128 px crops one seed's main pipeline took ~33 minutes). The pipelines run ``--jobs`` at a time (default: one per
-core, each on one thread); the seeds' main pipelines share one data root, which the first one
-prepares while the others wait.
+labeller); each run is smaller than the demo's (crops of 96 px, 150 steps per fit) to bring the
+study near an hour on 2 CPU cores (with 128 px crops one seed's main pipeline took ~33 minutes).
+The pipelines run ``--jobs`` at a time (default: one per core, each on one thread); the seeds'
+main pipelines share one data root, which the first one prepares while the others wait.
 
     python experiments/ablation/study.py [--seeds 0 1 2] [--out runs/ablation] [--jobs 2] [--quick]
 """
@@ -279,11 +279,13 @@ def main() -> None:
         return run_pipeline(noise_pipeline(base, folder, out / f"data_noise{noise}", seed, noise, size), folder, env)
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        jobs = {}
-        for seed in args.seeds:  # the first main job prepares the shared data while noise jobs run
-            jobs[("main", seed)] = pool.submit(main_job, seed)
-            for noise in noise_levels:
-                jobs[("noise", seed, noise)] = pool.submit(noise_job, seed, noise)
+        # The first seed's main pipeline prepares the shared data while its noise pipelines run; the
+        # other (long) main pipelines start next, the remaining (short) noise pipelines fill in last.
+        first, *others = args.seeds
+        jobs = {("main", first): pool.submit(main_job, first)}
+        jobs |= {("noise", first, n): pool.submit(noise_job, first, n) for n in noise_levels}
+        jobs |= {("main", seed): pool.submit(main_job, seed) for seed in others}
+        jobs |= {("noise", seed, n): pool.submit(noise_job, seed, n) for seed in others for n in noise_levels}
         done = {key: job.result() for key, job in jobs.items()}
 
     pseudo: dict[str, list[float]] = {}
