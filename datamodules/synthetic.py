@@ -18,6 +18,9 @@ in streets; tree clusters; rivers and ponds; crossing roads). Each scene is rend
 The OEM-SAR train labels are a stand-in for the official pseudo-labels: the truth corrupted by
 whole-object class confusions, smoothing, boundary bleeding, wrong patches, a small misregistration
 and a little class 0 (``_corrupt_labels``). The truth stays available in ``train/labels_truth``.
+The demo pipeline replaces these labels by a source-only optical model's prediction, which is how
+the real ones were made (``pipeline/official_labels.py``); the noise model stays the quick default
+and the knob of the label-noise sweep.
 
 Layout under the data root (one root holds both datasets)::
 
