@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_quick_study_writes_a_complete_table_of_scores(tmp_path: Path) -> None:
     out = tmp_path / "ablation"
     env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    command = [sys.executable, str(REPO / "experiments/ablation/study.py"), "--quick", "--seeds", "0", "--out", str(out)]
+    study = str(REPO / "experiments/ablation/study.py")
+    command = [sys.executable, study, "--quick", "--seeds", "0", "--out", str(out)]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
