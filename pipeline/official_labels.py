@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from datamodules.layout import LABELS, OEM_SAR_DIR, RGB_IMAGES, label_folder
+from datamodules.rasters import atomic_output
 from datamodules.synthetic import MARKER as SYNTHETIC_MARKER
 
 MARKER = "OFFICIAL_LABELS.json"
@@ -67,8 +68,7 @@ def install_official_labels(root: str, label_set: str, checkpoint: str | None = 
     shutil.rmtree(labels, ignore_errors=True)  # only left here by an interrupted earlier install
     os.rename(partial, labels)
     record = {"labels": str(labels), "from_set": label_set, "checkpoint": checkpoint, "generator_labels": str(kept)}
-    temporary = marker.with_name(f".{MARKER}.tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(temporary, marker)
+    with atomic_output(marker) as temporary:
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
     print(f"official labels: {labels} now holds the set {label_set}; the generator's labels are in {kept}")
     return labels
