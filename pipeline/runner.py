@@ -77,6 +77,9 @@ def stage_command(spec: PipelineSpec, stage: Stage) -> list[str]:
 def stage_environment(spec: PipelineSpec, stage: Stage) -> dict[str, str]:
     """The stage's environment: W&B group, job type and resume mode (the run id is the logger's), unbuffered output."""
     env = dict(os.environ)
+    # A stage must own its W&B service: one inherited from the runner (or a parent job) keeps writing
+    # the stage's offline run after the stage exited, and is unreachable from other SLURM nodes.
+    env.pop("WANDB_SERVICE", None)
     env.update(
         {
             "WANDB_RUN_GROUP": spec.tracking.group or run_name(spec),

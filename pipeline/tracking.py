@@ -53,6 +53,7 @@ def track_tool_stage(spec: PipelineSpec, stage: Stage) -> None:
             run.summary.update({f"test/{r['name']}/mIoU": r["mIoU"] for r in scores.get("rows", [])})
     finally:
         run.finish()
+        wandb.teardown()  # flush now and stop the runner's W&B service, which later stages must not share
 
 
 def wandb_sync_hint(spec: PipelineSpec) -> str | None:

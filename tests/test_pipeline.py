@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.launch import command_prefix
-from pipeline.runner import build_parser, run_pipeline, select_stages, stage_command
+from pipeline.runner import build_parser, run_pipeline, select_stages, stage_command, stage_environment
 from pipeline.spec import LaunchSettings, PipelineSpec, Stage1Model, Stage2Model, check_spec
 from pipeline.stages import StageBuilder, resume_checkpoint, wandb_id
 
@@ -123,6 +123,17 @@ def test_the_demo_official_labeller_runs_once_per_data_root(tmp_path: Path) -> N
         check_spec(make_spec(tmp_path, demo_official_labeller=labeller))
     with pytest.raises(ValueError, match="'a' used twice"):
         check_spec(make_spec(tmp_path, demo_data=True, demo_official_labeller=Stage1Model("a", [STAGE1])))
+
+
+def test_a_stage_starts_its_own_wandb_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The runner's own W&B runs (tool stages) set WANDB_SERVICE; a stage sharing that service would
+    # leave its offline run to be written after it exited, and cannot reach it from another node.
+    monkeypatch.setenv("WANDB_SERVICE", "3-1-unix-/tmp/wandb-1-2/socket")
+    spec = make_spec(tmp_path)
+    stage = next(s for s in StageBuilder(spec).build() if s.id == "stage2/method")
+    env = stage_environment(spec, stage)
+    assert "WANDB_SERVICE" not in env
+    assert env["WANDB_JOB_TYPE"] == stage.kind and env["WANDB_RUN_GROUP"] == "run"
 
 
 def test_from_and_only_select_stages(tmp_path: Path) -> None:
