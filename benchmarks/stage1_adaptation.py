@@ -5,20 +5,25 @@ budget) with several training seeds on one generated dataset, and reports the fi
 validation mIoU (OEM-SAR optical, clean truth) and the source validation mIoU (OEM val), as mean
 and standard deviation over seeds, then the per-class target IoU of each variant (mean over seeds).
 ``--data-args`` are passed to ``cli.py make-demo-data`` (e.g. ``"--settings.domain_gap 0"``).
+With ``--jobs N`` N runs train at once, each on one thread. Since the seed noise of short runs can
+exceed the variants' differences, each variant is also compared with the others seed by seed.
 
-    python benchmarks/stage1_adaptation.py [--seeds 0 1 2] [--steps 300] [--variants ...]
+    python benchmarks/stage1_adaptation.py [--seeds 0 1 2] [--steps 300] [--variants ...] [--jobs 1]
         [--data-args "..."] [extra CLI arguments ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import re
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,8 +48,10 @@ def final_scores(stdout: str) -> dict[str, float]:
     return scores
 
 
-def run(variant: list[str], seed: int, steps: int, root: Path, out: Path, extra: list[str]) -> dict[str, float]:
-    """Train one variant with one seed and return its final scores."""
+def run(
+    variant: list[str], seed: int, steps: int, root: Path, out: Path, extra: list[str], threads: int | None = None
+) -> dict[str, float]:
+    """Train one variant with one seed (on ``threads`` threads if given) and return its final scores."""
     command = [
         sys.executable, str(REPO / "cli.py"), "fit", "--config", str(REPO / "experiments/demo_stage1.yaml"),
         "--seed_everything", str(seed), "--data.init_args.root", str(root),
@@ -52,7 +59,8 @@ def run(variant: list[str], seed: int, steps: int, root: Path, out: Path, extra:
         "--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out),
         "--trainer.enable_progress_bar", "false", *variant, *extra,
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
     if result.returncode != 0:
         sys.exit(f"run failed: {' '.join(command)}\n{result.stderr[-3000:]}")
     return final_scores(result.stdout)
@@ -64,31 +72,54 @@ def summary(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {spread:.3f}"
 
 
+def paired_differences(rows: list[tuple[str, list[float], list[float]]], seeds: list[int]) -> list[str]:
+    """Lines comparing every pair of variants seed by seed on the target score."""
+    lines = []
+    for (a, target_a, _), (b, target_b, _) in itertools.combinations(rows, 2):
+        diffs = [y - x for x, y in zip(target_a, target_b, strict=True)]
+        wins = sum(d > 0 for d in diffs)
+        per_seed = ", ".join(f"{d:+.3f}" for d in diffs)
+        lines.append(f"{b} - {a}: {summary(diffs)} (seeds {seeds}: {per_seed}; better on {wins} of {len(diffs)})")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--data-args", default="", help="extra arguments of make-demo-data, one string")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each on one thread when more than 1")
     args, extra = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         subprocess.run([sys.executable, str(REPO / "cli.py"), "make-demo-data", "--root", str(root),
                         "--progress", "false", *shlex.split(args.data_args)], check=True, cwd=REPO)  # fmt: skip
         print(f"stage 1 on the default synthetic data, {args.steps} steps per run, seeds {args.seeds}", flush=True)
-        rows, per_class_runs = [], []
-        for name in args.variants:
-            variant = VARIANTS[name]
-            scores = [run(variant, s, args.steps, root, Path(tmp) / f"run_{len(rows)}_{s}", extra) for s in args.seeds]
-            target = [s["val"] for s in scores]
-            source = [s["val_source"] for s in scores]
-            rows.append((name, target, source))
-            per_class_runs.append(scores)
-            print(f"{name:<20} target {summary(target)}  source {summary(source)}  "
-                  f"(per seed target: {', '.join(f'{v:.3f}' for v in target)})", flush=True)  # fmt: skip
+        threads = 1 if args.jobs > 1 else None
+        with ThreadPoolExecutor(args.jobs) as pool:
+            futures = {
+                (name, seed): pool.submit(
+                    run, VARIANTS[name], seed, args.steps, root, Path(tmp) / f"run_{i}_{seed}", extra, threads
+                )
+                for seed in args.seeds  # seed-major: an interrupted study still has whole seeds
+                for i, name in enumerate(args.variants)
+            }
+            rows, per_class_runs = [], []
+            for name in args.variants:
+                scores = [futures[name, seed].result() for seed in args.seeds]
+                target = [s["val"] for s in scores]
+                source = [s["val_source"] for s in scores]
+                rows.append((name, target, source))
+                per_class_runs.append(scores)
+                print(f"{name:<20} target {summary(target)}  source {summary(source)}  "
+                      f"(per seed target: {', '.join(f'{v:.3f}' for v in target)})", flush=True)  # fmt: skip
     print("\n| variant | target-domain val mIoU | source val mIoU |\n|---|---|---|")
     for name, target, source in rows:
         print(f"| {name} | {summary(target)} | {summary(source)} |")
+    if len(args.seeds) > 1:
+        print("\npaired by seed (target):")
+        print("\n".join(paired_differences(rows, args.seeds)))
     classes = [key for key in per_class_runs[0][0] if key.startswith("val/")] if per_class_runs else []
     if classes:
         print("\nper-class target IoU, mean over seeds:")
