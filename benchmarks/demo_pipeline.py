@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.process_tree import run_measured  # noqa: E402
+from benchmarks.seed_statistics import format_mean_std  # noqa: E402
 
 CLI = [sys.executable, str(REPO / "cli.py")]
 
@@ -90,9 +91,8 @@ def main() -> None:
                 rows.setdefault(f"{name} ({row['scored_on']})", []).append(row["mIoU"])
     print(f"over seeds {seeds} (mean ± standard deviation of mIoU):")
     for name, values in rows.items():
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
         per_seed = ", ".join(f"{v:.3f}" for v in values)
-        print(f"  {name:<40} {statistics.mean(values):.3f} ± {spread:.3f}  (per seed: {per_seed})")
+        print(f"  {name:<40} {format_mean_std(values)}  (per seed: {per_seed})")
     print(f"runner overhead: median {100 * statistics.median(overheads):.1f} % of the wall time")
 
 

@@ -27,6 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.seed_statistics import format_mean_std  # noqa: E402
+
 VARIANTS: dict[str, list[str]] = {
     "source-only": ["--model.init_args.adaptation.enabled", "false", "--data.init_args.raa_p", "0"],
     "mean teacher": ["--data.init_args.raa_p", "0"],
@@ -66,12 +70,6 @@ def run(
     return final_scores(result.stdout)
 
 
-def summary(values: list[float]) -> str:
-    """``mean ± std`` over seeds."""
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
-
-
 def paired_differences(rows: list[tuple[str, list[float], list[float]]], seeds: list[int]) -> list[str]:
     """Lines comparing every pair of variants seed by seed on the target score."""
     lines = []
@@ -79,7 +77,9 @@ def paired_differences(rows: list[tuple[str, list[float], list[float]]], seeds: 
         diffs = [y - x for x, y in zip(target_a, target_b, strict=True)]
         wins = sum(d > 0 for d in diffs)
         per_seed = ", ".join(f"{d:+.3f}" for d in diffs)
-        lines.append(f"{b} - {a}: {summary(diffs)} (seeds {seeds}: {per_seed}; better on {wins} of {len(diffs)})")
+        lines.append(
+            f"{b} - {a}: {format_mean_std(diffs)} (seeds {seeds}: {per_seed}; better on {wins} of {len(diffs)})"
+        )
     return lines
 
 
@@ -112,11 +112,11 @@ def main() -> None:
                 source = [s["val_source"] for s in scores]
                 rows.append((name, target, source))
                 per_class_runs.append(scores)
-                print(f"{name:<20} target {summary(target)}  source {summary(source)}  "
+                print(f"{name:<20} target {format_mean_std(target)}  source {format_mean_std(source)}  "
                       f"(per seed target: {', '.join(f'{v:.3f}' for v in target)})", flush=True)  # fmt: skip
     print("\n| variant | target-domain val mIoU | source val mIoU |\n|---|---|---|")
     for name, target, source in rows:
-        print(f"| {name} | {summary(target)} | {summary(source)} |")
+        print(f"| {name} | {format_mean_std(target)} | {format_mean_std(source)} |")
     if len(args.seeds) > 1:
         print("\npaired by seed (target):")
         print("\n".join(paired_differences(rows, args.seeds)))

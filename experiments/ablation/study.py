@@ -31,7 +31,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -46,6 +45,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.seed_statistics import mean_and_std  # noqa: E402
 from datamodules.synthetic import SyntheticConfig  # noqa: E402
 from experiments.ablation.plot import bar_chart  # noqa: E402
 from pipeline.official_labels import official_labels_marker  # noqa: E402
@@ -210,11 +210,6 @@ def collect(rows: dict[str, list[float]], name: str, value: float | None) -> Non
     rows.setdefault(name, []).append(float("nan") if value is None else value)
 
 
-def summarise(values: list[float]) -> tuple[float, float]:
-    mean = statistics.mean(values)
-    return mean, statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def results_table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| group | variant | what it shows | pseudo-label mIoU (train truth) | SAR map mIoU (test) |",
@@ -227,7 +222,7 @@ def results_table(results: list[dict[str, Any]]) -> str:
 
 
 def pair(values: list[float] | None) -> tuple[float | None, float | None]:
-    return summarise(values) if values else (None, None)
+    return mean_and_std(values) if values else (None, None)
 
 
 def result(group: str, variant: str, what: str, pseudo: list[float] | None, sar: list[float] | None) -> dict:
