@@ -13,7 +13,7 @@ from datamodules.classes import PADDING
 from datamodules.datasets import Tile, TileDataset, index_oem, index_oem_sar
 from datamodules.layout import OEM_SAR_DIR, label_folder
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
-from datamodules.resolution_alignment import ResolutionAlignment
+from datamodules.resolution_alignment import DownInterpolation, ResolutionAlignment
 from datamodules.synthetic import SyntheticConfig
 from datamodules.transforms import NormalisationMode, Normaliser, PhotometricDistortion, TrainAugmentation
 
@@ -47,6 +47,8 @@ class OpticalDataModule(TileDataModule):
         raa_p: probability of the resolution alignment augmentation on source crops (0: off).
         raa_downsample_range: range of the RAA downsample ratio r.
         raa_upsample_range: range of the RAA final size relative to the input, u.
+        raa_down_interpolation: RAA downsampling, ``linear`` (reference, aliased) or ``area``
+            (pre-filtered, like a coarser sensor).
         photometric: photometric distortion of source crops.
         samples_per_epoch: training steps per epoch x batch_size (None: one pass over the source).
         pseudo_label_set: name of the set ``predict`` writes: OEM-SAR ``train/labels_pl/<set>/`` (hard)
@@ -74,6 +76,7 @@ class OpticalDataModule(TileDataModule):
         raa_p: float = 0.2,
         raa_downsample_range: tuple[float, float] = (0.1, 0.35),
         raa_upsample_range: tuple[float, float] = (1.0, 3.0),
+        raa_down_interpolation: DownInterpolation = "linear",
         photometric: bool = True,
         samples_per_epoch: int | None = None,
         pseudo_label_set: str = "stage1",
@@ -111,7 +114,12 @@ class OpticalDataModule(TileDataModule):
             source_steps: list[Any] = []
             if hp.raa_p > 0:
                 source_steps.append(
-                    ResolutionAlignment(hp.raa_p, tuple(hp.raa_downsample_range), tuple(hp.raa_upsample_range))
+                    ResolutionAlignment(
+                        hp.raa_p,
+                        tuple(hp.raa_downsample_range),
+                        tuple(hp.raa_upsample_range),
+                        hp.raa_down_interpolation,
+                    )
                 )
             if hp.photometric:
                 source_steps.append(PhotometricDistortion())

@@ -54,6 +54,14 @@ def test_datamodule_yields_source_and_target_together(tiny_root: Path) -> None:
     assert out["source"]["image"].dtype == torch.float32 and out["target"]["raw_image"].dtype == torch.uint8
 
 
+def test_datamodule_passes_the_raa_settings_to_the_source_pipeline_only(tiny_root: Path) -> None:
+    dm = _datamodule(tiny_root, raa_p=0.5, raa_downsample_range=(0.3, 0.6), raa_down_interpolation="area")
+    dm.setup("fit")
+    raa = dm.source_set.augment.before_crop[0]
+    assert (raa.p, raa.downsample_range, raa.down_interpolation) == (0.5, (0.3, 0.6), "area")
+    assert dm.target_set.augment.before_crop == ()
+
+
 def test_teacher_is_frozen_and_outside_the_optimiser() -> None:
     model = OpticalAdapter(network=SMALL_NET)
     assert all(not p.requires_grad for p in model.teacher.parameters())
