@@ -96,7 +96,8 @@ class SyntheticConfig:
         speckle_looks: looks of the gamma speckle (lower = noisier SAR).
         label_noise: strength of the corruption of the OEM-SAR train labels (0 = clean copies,
             0.3 = ~60 % pixel agreement, 1 = ~25 %).
-        domain_gap: 0 renders the OEM-SAR optical images exactly like OEM; 1 is the default gap.
+        domain_gap: 0 renders the OEM-SAR optical images exactly like OEM, at the same scale; 1 is
+            the default gap (style, resolution and scale).
         optical_resolution_range: range of the effective resolution r of an OEM-SAR optical tile
             relative to its grid (r = 0.1: a 10x coarser image resampled onto the grid), drawn
             per tile, uniformly. The only statement of the real OEM vs OEM-SAR optical resolution
@@ -107,6 +108,13 @@ class SyntheticConfig:
             (0.1, 0.35) applies the reference range per pixel, which blurs away what a real tile
             keeps. The blur factor is ``1 + domain_gap * (1 / r - 1)``, so ``domain_gap=0`` stays sharp.
         nodata_test_fraction: fraction of the test SAR tiles with a black no-data wedge.
+        oem_gsd_range: GSD range of OpenEarthMap (metres, METHOD.md): the OEM tiles' geotransforms
+            and the optical source of every OEM-SAR tile. The miniature's native pixel is an OEM pixel.
+        sar_gsd_range: GSD range of the OEM-SAR grids (metres, METHOD.md). Each OEM-SAR tile draws
+            its grid GSD g and an optical source GSD g_o from ``oem_gsd_range``; its scene appears
+            ``1 + domain_gap * (g_o / g - 1)`` times larger than at the native scale (0.5-3.3 with the
+            defaults: the scale gap that RAA's enlargement u ~ U(1, 3) models), and its optical
+            image is rendered at the native scale and resampled onto the grid.
     """
 
     seed: int = 0
@@ -121,6 +129,8 @@ class SyntheticConfig:
     domain_gap: float = 1.0
     optical_resolution_range: tuple[float, float] = (0.4, 1.0)
     nodata_test_fraction: float = 0.35
+    oem_gsd_range: tuple[float, float] = (0.25, 0.5)
+    sar_gsd_range: tuple[float, float] = (0.15, 0.5)
 
     @classmethod
     def tiny(cls) -> SyntheticConfig:
@@ -148,6 +158,13 @@ class SyntheticConfig:
                 or not 0 < self.optical_resolution_range[0] <= self.optical_resolution_range[-1] <= 1,
                 f"optical_resolution_range must be (low, high) with 0 < low <= high <= 1, "
                 f"got {self.optical_resolution_range}",
+            ),
+            *(
+                (
+                    len(value) != 2 or not 0 < value[0] <= value[-1],
+                    f"{name} must be (low, high) in metres with 0 < low <= high, got {value}",
+                )
+                for name, value in (("oem_gsd_range", self.oem_gsd_range), ("sar_gsd_range", self.sar_gsd_range))
             ),
             (
                 not 0 <= self.nodata_test_fraction <= 1,
@@ -200,21 +217,24 @@ def oem_region_names(count: int) -> list[str]:
     return names
 
 
-def _oem_georef(rng: np.random.Generator, region: int) -> tuple[str, Affine]:
-    """A UTM CRS and a north-up transform (GSD 0.25-0.5 m) for an OEM tile."""
+def _oem_georef(rng: np.random.Generator, region: int, gsd_range: tuple[float, float]) -> tuple[str, Affine]:
+    """A UTM CRS and a north-up transform (GSD drawn from ``gsd_range``, metres) for an OEM tile."""
     epsg, east, north = _OEM_REGIONS[region % len(_OEM_REGIONS)][1:]
-    gsd = float(rng.uniform(0.25, 0.5))
+    gsd = float(rng.uniform(*gsd_range))
     x0, y0 = east + rng.uniform(0, 5_000), north + rng.uniform(0, 5_000)
     return f"EPSG:{epsg}", Affine(gsd, 0.0, x0, 0.0, -gsd, y0)
 
 
-def _sar_georef(rng: np.random.Generator, index: int, count: int) -> tuple[str, Affine]:
-    """A UTM CRS and a rotated transform (GSD 0.3-0.5 m, 3-15 degrees) for an OEM-SAR tile."""
+def _sar_georef(
+    rng: np.random.Generator, index: int, count: int, gsd_range: tuple[float, float]
+) -> tuple[str, Affine, float]:
+    """A UTM CRS, a rotated transform (3-15 degrees) and its GSD (from ``gsd_range``) for an OEM-SAR tile."""
     epsg, east, north = _SAR_REGIONS[index * len(_SAR_REGIONS) // max(count, 1)]
-    gsd = float(rng.uniform(0.3, 0.5))
+    gsd = float(rng.uniform(*gsd_range))
     angle = float(rng.uniform(3.0, 15.0) * rng.choice([-1.0, 1.0]))
     x0, y0 = east + rng.uniform(0, 20_000), north + rng.uniform(0, 20_000)
-    return f"EPSG:{epsg}", Affine.translation(x0, y0) @ Affine.rotation(angle) @ Affine.scale(gsd, -gsd)
+    transform = Affine.translation(x0, y0) @ Affine.rotation(angle) @ Affine.scale(gsd, -gsd)
+    return f"EPSG:{epsg}", transform, gsd
 
 
 # ----------------------------------------------------------------------------- array helpers
@@ -265,6 +285,24 @@ def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     xs = (np.arange(shape[1], dtype=np.float32) + 0.5) * w / shape[1] - 0.5
     coords = np.stack(np.meshgrid(ys, xs, indexing="ij"))
     return np.stack([ndimage.map_coordinates(band, coords, order=1, mode="nearest") for band in image])
+
+
+def _resample(image: np.ndarray, size: int) -> np.ndarray:
+    """Resample a (C, h, w) float image onto a size x size grid: bilinear, Gaussian pre-filtered
+    when shrinking (as a coarser sensor would integrate), pixel centres aligned."""
+    factor = image.shape[1] / size
+    if factor > 1:
+        image = ndimage.gaussian_filter(image, (0, 0.5 * factor, 0.5 * factor), mode="nearest")
+    return _resize(image, (size, size))
+
+
+def _resample_label(label: np.ndarray, size: int) -> np.ndarray:
+    """Resample an (h, w) label onto a size x size grid on the same footprint as ``_resample``:
+    the class whose resampled indicator is largest, so boundaries stay smooth when enlarged."""
+    if label.shape[0] == size:
+        return label.copy()
+    indicators = np.stack([label == v for v in range(NUM_CLASSES)]).astype(np.float32)
+    return _resample(indicators, size).argmax(0).astype(np.uint8)
 
 
 def _fill_from_nearest(label: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -777,10 +815,19 @@ def _write_oem_tile(out: Path, tile: _Tile, config: SyntheticConfig) -> None:
     region_index = tile.index // config.oem_tiles_per_region
     label = _generate_scene(_rng(config.seed, "oem", tile.index, 0), tile.size)
     image = _render_optical(_rng(config.seed, "oem", tile.index, 1), label, _oem_style())
-    crs, transform = _oem_georef(_rng(config.seed, "oem", tile.index, 2), region_index)
+    crs, transform = _oem_georef(_rng(config.seed, "oem", tile.index, 2), region_index, config.oem_gsd_range)
     folder = out / OEM_DIR / region
     write_raster(folder / "images" / tile.name, image, crs=crs, transform=transform)
     write_raster(folder / "labels" / tile.name, label, crs=crs, transform=transform, colormap=True)
+
+
+def sar_content_scale(config: SyntheticConfig, sar_gsd: float, optical_gsd: float) -> float:
+    """How much larger a scene appears on an OEM-SAR grid than at the native (OEM) scale.
+
+    The optical source of a tile has an OEM-like GSD; the tile's grid has the SAR GSD. Objects are
+    ``optical_gsd / sar_gsd`` times larger in grid pixels, scaled towards 1 by ``domain_gap``.
+    """
+    return 1.0 + config.domain_gap * (optical_gsd / sar_gsd - 1.0)
 
 
 def _write_sar_tile(out: Path, tile: _Tile, config: SyntheticConfig, wedge: bool) -> None:
@@ -790,8 +837,12 @@ def _write_sar_tile(out: Path, tile: _Tile, config: SyntheticConfig, wedge: bool
         return _rng(config.seed, tile.dataset, tile.index, purpose)
 
     count = {"train": config.sar_train_tiles, "val": config.sar_val_tiles, "test": config.sar_test_tiles}
-    crs, transform = _sar_georef(rng(2), tile.index, count[tile.dataset])
-    label = _generate_scene(rng(0), tile.size)
+    crs, transform, gsd = _sar_georef(rng(2), tile.index, count[tile.dataset], config.sar_gsd_range)
+    scale = sar_content_scale(config, gsd, float(rng(7).uniform(*config.oem_gsd_range)))
+    # The scene is drawn at the native (OEM pixel) scale, where the optical sensor sees it, then
+    # resampled onto the finer or coarser SAR grid; the SAR and the truth live on that grid.
+    scene = _generate_scene(rng(0), max(16, round(tile.size / scale)))
+    label = _resample_label(scene, tile.size)
     sar = _render_sar(rng(3), label, config.speckle_looks)
     if wedge:
         mask = _nodata_wedge(rng(4), tile.size)
@@ -803,7 +854,9 @@ def _write_sar_tile(out: Path, tile: _Tile, config: SyntheticConfig, wedge: bool
     last_train = tile.dataset == "train" and tile.index == config.sar_train_tiles - 1
     if tile.dataset != "test" and not last_train:
         resolution = float(rng(6).uniform(*config.optical_resolution_range))  # its own stream
-        rgb = _render_optical(rng(1), label, _sar_optical_style(config.domain_gap, resolution))
+        rgb = _render_optical(rng(1), scene, _sar_optical_style(config.domain_gap, resolution))
+        if scene.shape[0] != tile.size:
+            rgb = np.clip(np.rint(_resample(rgb.astype(np.float32), tile.size)), 0, 255).astype(np.uint8)
         write_raster(folder / "rgb_images" / tile.name, rgb, **geo)
     if tile.dataset == "train":
         noisy = _corrupt_labels(rng(5), label, config.label_noise)
@@ -829,7 +882,8 @@ def _write_all(out: Path, config: SyntheticConfig, progress: bool) -> None:
     (out / MARKER).write_text(json.dumps(asdict(config), indent=2) + "\n")
 
 
-_FIRST_MARKER_FIELDS = {f.name for f in fields(SyntheticConfig)} - {"optical_resolution_range"}
+_LATER_FIELDS = {"optical_resolution_range", "oem_gsd_range", "sar_gsd_range"}
+_FIRST_MARKER_FIELDS = {f.name for f in fields(SyntheticConfig)} - _LATER_FIELDS
 
 
 def demo_data_complete(root: str | os.PathLike) -> bool:

@@ -142,11 +142,49 @@ def test_domain_gap_knob_changes_the_generated_optical_tiles(tiny: Path, tmp_pat
     with_gap = read_raster(rgb).astype(float)
     without = read_raster(no_gap / SAR / "val" / "rgb_images" / rgb.name).astype(float)
     assert np.abs(np.diff(with_gap, axis=2)).mean() < 0.7 * np.abs(np.diff(without, axis=2)).mean()
-    # The scene itself does not depend on the gap: same truth.
-    assert np.array_equal(
-        read_label(rgb.parent.parent / "labels" / rgb.name),
-        read_label(no_gap / SAR / "val" / "labels" / rgb.name),
-    )
+    # Without the gap the scene is drawn at the native scale, directly on the grid.
+    native = synthetic._generate_scene(synthetic._rng(TINY.seed, "val", 0, 0), TINY.tile_size)
+    assert np.array_equal(read_label(no_gap / SAR / "val" / "labels" / rgb.name), native)
+    assert not np.array_equal(read_label(rgb.parent.parent / "labels" / rgb.name), native)
+
+
+def test_oem_sar_grids_have_the_configured_gsd_and_scale_the_scene(tiny: Path) -> None:
+    for path in sorted((tiny / SAR).glob("*/sar_images/*.tif")):
+        a, b, _, d, e, _ = raster_info(path).transform[:6]
+        assert TINY.sar_gsd_range[0] <= np.hypot(a, d) <= TINY.sar_gsd_range[1], path
+        assert np.hypot(b, e) == pytest.approx(np.hypot(a, d))
+    for path in sorted((tiny / "OpenEarthMap").glob("*/images/*.tif")):
+        assert TINY.oem_gsd_range[0] <= raster_info(path).transform.a <= TINY.oem_gsd_range[1], path
+    assert synthetic.sar_content_scale(TINY, 0.15, 0.5) == pytest.approx(0.5 / 0.15)
+    assert synthetic.sar_content_scale(replace(TINY, domain_gap=0.0), 0.15, 0.5) == 1.0
+
+
+def test_a_scene_drawn_at_a_larger_scale_has_fewer_boundaries_per_pixel() -> None:
+    def boundary_density(scale: float) -> float:
+        densities = []
+        for seed in range(4):
+            scene = synthetic._generate_scene(np.random.default_rng(seed), round(128 / scale))
+            label = synthetic._resample_label(scene, 128)
+            densities.append(np.mean(label[:, 1:] != label[:, :-1]))
+        return float(np.mean(densities))
+
+    native, enlarged = boundary_density(1.0), boundary_density(2.5)
+    assert enlarged < 0.6 * native
+
+
+@pytest.mark.parametrize("native", [20, 40, 90])
+def test_resampled_image_and_label_stay_aligned(native: int) -> None:
+    label = np.zeros((native, native), np.uint8)
+    label[:, native // 2 :] = 3
+    image = (label[None] * 80.0).astype(np.float32)  # a step edge on the class boundary
+    size = 64
+    label_out = synthetic._resample_label(label, size)
+    image_out = synthetic._resample(image, size)[0]
+    assert label_out.shape == image_out.shape == (size, size)
+    assert set(np.unique(label_out)) == {0, 3}
+    label_edge = np.argmax(label_out[size // 2] == 3)
+    image_edge = np.argmax(image_out[size // 2] >= 120)  # half-way up the step
+    assert abs(int(label_edge) - int(image_edge)) <= 1
 
 
 def test_optical_resolution_is_drawn_per_tile_from_its_range() -> None:
@@ -178,7 +216,8 @@ def test_a_dataset_written_before_optical_resolution_range_is_kept(tiny: Path, t
     old = tmp_path / "old"
     generate_demo_data(old, TINY, progress=False)
     marker = json.loads((old / "SYNTHETIC.json").read_text())
-    del marker["optical_resolution_range"]
+    for later in ("optical_resolution_range", "oem_gsd_range", "sar_gsd_range"):
+        del marker[later]
     (old / "SYNTHETIC.json").write_text(json.dumps(marker))
     assert demo_data_complete(old)
     with pytest.warns(UserWarning, match="keeping it"):
