@@ -15,6 +15,12 @@ in streets; tree clusters; rivers and ponds; crossing roads). Each scene is rend
   zeros inside the valid area (the real Umbra sample in ``shared/real_samples`` has ~24 %), and
   black border-connected no-data wedges on some test tiles.
 
+OEM-SAR tiles also have the real data's scale gap (METHOD.md: OEM 0.25-0.5 m, OEM-SAR 0.15-0.5 m
+GSD). The miniature's native pixel is an OEM pixel. Each OEM-SAR tile draws its grid GSD g and the
+GSD g_o of its optical source (OEM-like); the scene is drawn at the native scale, its optical image
+is rendered there and resampled onto the grid, g_o / g = 0.5-3.3 times enlarged, and the SAR and the
+labels are rendered on the grid (``sar_content_scale``, ``oem_gsd_range``, ``sar_gsd_range``).
+
 The OEM-SAR train labels are a stand-in for the official pseudo-labels: the truth corrupted by
 whole-object class confusions, smoothing, boundary bleeding, wrong patches, a small misregistration
 and a little class 0 (``_corrupt_labels``). The truth stays available in ``train/labels_truth``.
