@@ -46,14 +46,14 @@ warning. Water is dark in SAR (~80 % exact zeros, rarely a solid zero block of a
 calm water in real data); no-data wedges are solid, straight-edged, cut at a corner, 5-30 % of a tile.
 
 Measured with the default config (``python benchmarks/synthetic_data_check.py``, seeds 0 and 1, on a
-2-core machine): generation ~5 s. Class shares of the truth: bareland ~5 %, rangeland ~17-22 %,
-developed ~19-22 %, road ~9-10 %, tree ~14-16 %, water ~2-3 %, agriculture ~16-18 %, building ~9-10 %.
-Noisy train labels agree with the truth on ~60 % of the pixels (mIoU 0.47 against it). A
-nearest-class-mean classifier on 5x5-averaged SAR reaches val mIoU 0.16-0.23 (pixel accuracy
-27-34 %; chance ~0.06): buildings are easy, rangeland/agriculture and road/bareland/water are not.
-An RGB nearest-class-mean classifier fitted on OEM train reaches mIoU 0.43 on OEM val but 0.26 on
-the OEM-SAR train optical images (0.41 with ``domain_gap=0``; seed 0, content-scaled resolution
-range); their mean neighbour difference ("sharpness") is 0.57 of OEM's (1.11 with ``domain_gap=0``).
+2-core machine shared with two training runs): generation 9-13 s. Class shares of the truth: bareland ~3-6 %, rangeland ~19-20 %,
+developed ~17-20 %, road ~9 %, tree ~14-19 %, water ~4 %, agriculture ~17-22 %, building ~8-9 %.
+Noisy train labels agree with the truth on ~63-65 % of the pixels (mIoU 0.50-0.51 against it). A
+nearest-class-mean classifier on 5x5-averaged SAR reaches val mIoU 0.19-0.25 (pixel accuracy
+29-36 %; chance ~0.06): buildings are easy, rangeland/agriculture and road/bareland are not.
+An RGB nearest-class-mean classifier fitted on OEM train reaches mIoU 0.43-0.47 on OEM val but
+0.25-0.32 on the OEM-SAR train optical images (0.40-0.41 with ``domain_gap=0``); their mean
+neighbour difference ("sharpness") is 0.35-0.36 of OEM's (1.0-1.1 with ``domain_gap=0``).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class SyntheticConfig:
         sar_test_tiles: OEM-SAR test tiles.
         speckle_looks: looks of the gamma speckle (lower = noisier SAR).
         label_noise: strength of the corruption of the OEM-SAR train labels (0 = clean copies,
-            0.3 = ~60 % pixel agreement, 1 = ~25 %).
+            0.3 = ~60-65 % pixel agreement, 1 = ~25 %).
         domain_gap: 0 renders the OEM-SAR optical images exactly like OEM, at the same scale; 1 is
             the default gap (style, resolution and scale).
         optical_resolution_range: range of the effective resolution r of an OEM-SAR optical tile
