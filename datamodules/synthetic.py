@@ -46,8 +46,9 @@ warning. Water is dark in SAR (~80 % exact zeros, rarely a solid zero block of a
 calm water in real data); no-data wedges are solid, straight-edged, cut at a corner, 5-30 % of a tile.
 
 Measured with the default config (``python benchmarks/synthetic_data_check.py``, seeds 0 and 1, on a
-2-core machine shared with two training runs): generation 9-13 s. Class shares of the truth: bareland ~3-6 %, rangeland ~19-20 %,
-developed ~17-20 %, road ~9 %, tree ~14-19 %, water ~4 %, agriculture ~17-22 %, building ~8-9 %.
+2-core machine shared with two training runs): generation 9-13 s. Class shares of the truth:
+bareland ~3-6 %, rangeland ~19-20 %, developed ~17-20 %, road ~9 %, tree ~14-19 %, water ~4 %,
+agriculture ~17-22 %, building ~8-9 %.
 Noisy train labels agree with the truth on ~63-65 % of the pixels (mIoU 0.50-0.51 against it). A
 nearest-class-mean classifier on 5x5-averaged SAR reaches val mIoU 0.19-0.25 (pixel accuracy
 29-36 %; chance ~0.06): buildings are easy, rangeland/agriculture and road/bareland are not.
