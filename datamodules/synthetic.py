@@ -6,7 +6,7 @@ in streets; tree clusters; rivers and ponds; crossing roads). Each scene is rend
 
 * a sharp optical image (OpenEarthMap style),
 * an optical image in the OpenEarthMap-SAR style: another season and colour balance, haze and a
-  lower effective resolution drawn per tile (by default r ~ U(0.4, 1.0) of the grid: the range
+  lower effective resolution drawn per tile (by default r ~ U(0.4, 1.0) of its source's pixels: the range
   the reference resolution alignment augmentation was designed for, U(0.1, 0.35) of a 1024 px
   tile, scaled to the miniature's content, see ``optical_resolution_range``), all scaled by
   ``domain_gap`` (0 renders exactly like OEM),
@@ -106,10 +106,11 @@ class SyntheticConfig:
         domain_gap: 0 renders the OEM-SAR optical images exactly like OEM, at the same scale; 1 is
             the default gap (style, resolution and scale).
         optical_resolution_range: range of the effective resolution r of an OEM-SAR optical tile
-            relative to its grid (r = 0.1: a 10x coarser image resampled onto the grid), drawn
-            per tile, uniformly. The only statement of the real OEM vs OEM-SAR optical resolution
-            gap we found is the target of the reference RAA (StuLiu/DFC2025Track1,
-            ``RandomDownUp(ratio_range=(0.1, 0.35))``), relative to the pixels of 1024 px tiles.
+            relative to the pixels of its optical source, before the source is resampled onto the SAR
+            grid (r = 0.1: a 10x coarser image), drawn per tile, uniformly. The only statement of
+            the real OEM vs OEM-SAR optical resolution gap we found is the target of the reference
+            RAA (StuLiu/DFC2025Track1, ``RandomDownUp(ratio_range=(0.1, 0.35))``), relative to the
+            pixels of 1024 px tiles.
             The miniature draws a real tile's content into 256 px (roads 3-7 px wide instead of
             20-40 px), so the same loss of content is r x 4, capped at 1: the default (0.4, 1.0).
             (0.1, 0.35) applies the reference range per pixel, which blurs away what a real tile
@@ -494,7 +495,7 @@ def _oem_style() -> _OpticalStyle:
 def _sar_optical_style(domain_gap: float, resolution: float) -> _OpticalStyle:
     """The OEM-SAR optical style of one tile; ``domain_gap`` 0 gives exactly the OEM style.
 
-    ``resolution`` is the tile's effective resolution relative to its grid (0 < r <= 1); the
+    ``resolution`` is the tile's effective resolution relative to the pixels it is rendered on (0 < r <= 1); the
     image is rendered ``1 + domain_gap * (1 / r - 1)`` times coarser and resampled.
     """
     g = float(domain_gap)
