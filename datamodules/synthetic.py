@@ -297,7 +297,10 @@ def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def _resample(image: np.ndarray, size: int) -> np.ndarray:
     """Resample a (C, h, w) float image onto a size x size grid: bilinear, Gaussian pre-filtered
-    when shrinking (as a coarser sensor would integrate), pixel centres aligned."""
+    when shrinking (as a coarser sensor would integrate), pixel centres aligned; unchanged if
+    already that size."""
+    if image.shape[1:] == (size, size):
+        return image
     factor = image.shape[1] / size
     if factor > 1:
         image = ndimage.gaussian_filter(image, (0, 0.5 * factor, 0.5 * factor), mode="nearest")
@@ -307,8 +310,6 @@ def _resample(image: np.ndarray, size: int) -> np.ndarray:
 def _resample_label(label: np.ndarray, size: int) -> np.ndarray:
     """Resample an (h, w) label onto a size x size grid on the same footprint as ``_resample``:
     the class whose resampled indicator is largest, so boundaries stay smooth when enlarged."""
-    if label.shape[0] == size:
-        return label.copy()
     indicators = np.stack([label == v for v in range(NUM_CLASSES)]).astype(np.float32)
     return _resample(indicators, size).argmax(0).astype(np.uint8)
 
@@ -863,8 +864,7 @@ def _write_sar_tile(out: Path, tile: _Tile, config: SyntheticConfig, wedge: bool
     if tile.dataset != "test" and not last_train:
         resolution = float(rng(6).uniform(*config.optical_resolution_range))  # its own stream
         rgb = _render_optical(rng(1), scene, _sar_optical_style(config.domain_gap, resolution))
-        if scene.shape[0] != tile.size:
-            rgb = np.clip(np.rint(_resample(rgb.astype(np.float32), tile.size)), 0, 255).astype(np.uint8)
+        rgb = np.clip(np.rint(_resample(rgb.astype(np.float32), tile.size)), 0, 255).astype(np.uint8)
         write_raster(folder / "rgb_images" / tile.name, rgb, **geo)
     if tile.dataset == "train":
         noisy = _corrupt_labels(rng(5), label, config.label_noise)

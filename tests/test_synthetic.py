@@ -212,7 +212,7 @@ def test_optical_resolution_changes_only_the_oem_sar_rgb(tiny: Path, tmp_path: P
     assert changed == TINY.sar_train_tiles - 1 + TINY.sar_val_tiles
 
 
-def test_a_dataset_written_before_optical_resolution_range_is_kept(tiny: Path, tmp_path: Path) -> None:
+def test_a_dataset_written_before_the_later_fields_is_kept(tiny: Path, tmp_path: Path) -> None:
     old = tmp_path / "old"
     generate_demo_data(old, TINY, progress=False)
     marker = json.loads((old / "SYNTHETIC.json").read_text())
