@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import re
 import shlex
 import statistics
@@ -30,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.parallel_runs import child_environment  # noqa: E402
 from benchmarks.seed_statistics import format_mean_std  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
@@ -56,9 +56,9 @@ def final_scores(stdout: str) -> dict[str, float]:
 
 
 def run(
-    variant: list[str], seed: int, steps: int, root: Path, out: Path, extra: list[str], threads: int | None = None
+    variant: list[str], seed: int, steps: int, root: Path, out: Path, extra: list[str], env: dict[str, str]
 ) -> dict[str, float]:
-    """Train one variant with one seed (on ``threads`` threads if given) and return its final scores."""
+    """Train one variant with one seed in the environment ``env`` and return its final scores."""
     command = [
         sys.executable, str(REPO / "cli.py"), "fit", "--config", str(REPO / "experiments/demo_stage1.yaml"),
         "--seed_everything", str(seed), "--data.init_args.root", str(root),
@@ -66,7 +66,6 @@ def run(
         "--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out),
         "--trainer.enable_progress_bar", "false", *variant, *extra,
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
     if result.returncode != 0:
         sys.exit(f"run failed: {' '.join(command)}\n{result.stderr[-3000:]}")
@@ -99,11 +98,11 @@ def main() -> None:
         subprocess.run([sys.executable, str(REPO / "cli.py"), "make-demo-data", "--root", str(root),
                         "--progress", "false", *shlex.split(args.data_args)], check=True, cwd=REPO)  # fmt: skip
         print(f"stage 1 on the default synthetic data, {args.steps} steps per run, seeds {args.seeds}", flush=True)
-        threads = 1 if args.jobs > 1 else None
+        env = child_environment(args.jobs)
         with ThreadPoolExecutor(args.jobs) as pool:
             futures = {
                 (name, seed): pool.submit(
-                    run, VARIANTS[name], seed, args.steps, root, Path(tmp) / f"run_{i}_{seed}", extra, threads
+                    run, VARIANTS[name], seed, args.steps, root, Path(tmp) / f"run_{i}_{seed}", extra, env
                 )
                 for seed in args.seeds  # seed-major: an interrupted study still has whole seeds
                 for i, name in enumerate(args.variants)

@@ -45,6 +45,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.parallel_runs import child_environment  # noqa: E402
 from benchmarks.seed_statistics import mean_and_std  # noqa: E402
 from datamodules.synthetic import SyntheticConfig  # noqa: E402
 from experiments.ablation.plot import bar_chart  # noqa: E402
@@ -243,9 +244,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     os.environ.setdefault("WANDB_MODE", "offline")  # this process logs the table too
-    env = dict(os.environ)
-    if args.jobs > 1:  # one core per pipeline: parallel pipelines beat two threads per forward on small crops
-        env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = child_environment(args.jobs)
     base = yaml.safe_load((REPO / args.base).read_text())
     out = Path(args.out).resolve()
     size = study_size(args, base)
