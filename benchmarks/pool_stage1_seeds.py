@@ -1,0 +1,78 @@
+"""Pool the per-seed scores of several ``stage1_adaptation.py`` runs into one summary with a paired test.
+
+Reads the printed output of each run (its ``seeds [...]`` header and each variant's ``per seed
+target:`` values), joins the seeds of every variant present in all runs, and prints each variant's
+mean ± standard deviation, the seed-by-seed differences, a two-sided paired t-test and the seeds a
+paired test would need to detect the observed mean difference with 80 % power at the 5 % level
+(about (2.8 sd / d)^2).
+
+    python benchmarks/pool_stage1_seeds.py run_a.log run_b.log [...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import math
+import re
+import statistics
+import sys
+from pathlib import Path
+
+from scipy import stats
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.seed_statistics import format_mean_std  # noqa: E402
+from benchmarks.stage1_adaptation import paired_differences  # noqa: E402
+
+
+def read_run(path: Path) -> tuple[list[int], dict[str, list[float]]]:
+    """The seeds of one run's output and each variant's per-seed target scores.
+
+    Raises:
+        ValueError: the file is not the output of ``stage1_adaptation.py``.
+    """
+    text = path.read_text()
+    header = re.search(r"^stage 1 on .*seeds (\[[\d, ]+\])$", text, flags=re.M)
+    variants = re.findall(r"^(\S.*?)\s+target [\d.]+ ± [\d.]+ .*\(per seed target: ([\d., ]+)\)$", text, flags=re.M)
+    if header is None or not variants:
+        raise ValueError(
+            f"{path}: not the output of benchmarks/stage1_adaptation.py (no seeds header or variant lines)"
+        )
+    seeds = ast.literal_eval(header.group(1))
+    scores = {name: [float(v) for v in values.split(",")] for name, values in variants}
+    for name, values in scores.items():
+        if len(values) != len(seeds):
+            raise ValueError(f"{path}: {name} has {len(values)} scores for {len(seeds)} seeds")
+    return seeds, scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("logs", type=Path, nargs="+", help="outputs of stage1_adaptation.py")
+    args = parser.parse_args()
+    runs = [read_run(path) for path in args.logs]
+    seeds = [seed for run_seeds, _ in runs for seed in run_seeds]
+    if len(set(seeds)) != len(seeds):
+        sys.exit(f"a seed appears in more than one run: {seeds}")
+    names = [name for name in runs[0][1] if all(name in scores for _, scores in runs)]
+    rows = [(name, [v for _, scores in runs for v in scores[name]], []) for name in names]
+    print(f"pooled over seeds {seeds} (target-domain val mIoU):")
+    for name, target, _ in rows:
+        print(f"  {name:<20} {format_mean_std(target)}")
+    print("\npaired by seed (target):")
+    print("\n".join(paired_differences(rows, seeds)))
+    print("\npaired t-test (two-sided) and seeds for 80 % power at the 5 % level:")
+    for (a, target_a, _), (b, target_b, _) in itertools.combinations(rows, 2):
+        diffs = [y - x for x, y in zip(target_a, target_b, strict=True)]
+        mean, spread = statistics.mean(diffs), statistics.stdev(diffs)
+        needed = math.ceil((2.8 * spread / mean) ** 2) if mean else "any number of"
+        test = stats.ttest_rel(target_b, target_a)
+        print(f"  {b} - {a}: t = {test.statistic:.2f}, p = {test.pvalue:.2f}; {needed} seeds needed")
+
+
+if __name__ == "__main__":
+    main()
