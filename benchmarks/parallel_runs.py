@@ -10,7 +10,7 @@ SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 def child_environment(jobs: int) -> dict[str, str]:
     """This process's environment for child runs, limited to one thread each when ``jobs`` > 1.
 
-    Several small runs on one thread each beat one run at a time on all cores: the forward of a
-    small crop does not keep two cores busy, and two runs sharing cores slow each other down.
+    Each run's torch would otherwise start one thread per core, so N runs side by side would ask
+    for N times the cores there are.
     """
     return {**os.environ, **SINGLE_THREAD} if jobs > 1 else dict(os.environ)
