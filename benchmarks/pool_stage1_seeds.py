@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import itertools
 import math
 import re
 import statistics
@@ -26,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.seed_statistics import format_mean_std  # noqa: E402
-from benchmarks.stage1_adaptation import paired_differences  # noqa: E402
+from benchmarks.stage1_adaptation import paired_differences, seed_differences  # noqa: E402
 
 
 def read_run(path: Path) -> tuple[list[int], dict[str, list[float]]]:
@@ -59,18 +58,17 @@ def main() -> None:
     if len(set(seeds)) != len(seeds):
         sys.exit(f"a seed appears in more than one run: {seeds}")
     names = [name for name in runs[0][1] if all(name in scores for _, scores in runs)]
-    rows = [(name, [v for _, scores in runs for v in scores[name]], []) for name in names]
+    targets = {name: [v for _, scores in runs for v in scores[name]] for name in names}
     print(f"pooled over seeds {seeds} (target-domain val mIoU):")
-    for name, target, _ in rows:
+    for name, target in targets.items():
         print(f"  {name:<20} {format_mean_std(target)}")
     print("\npaired by seed (target):")
-    print("\n".join(paired_differences(rows, seeds)))
+    print("\n".join(paired_differences(targets, seeds)))
     print("\npaired t-test (two-sided) and seeds for 80 % power at the 5 % level:")
-    for (a, target_a, _), (b, target_b, _) in itertools.combinations(rows, 2):
-        diffs = [y - x for x, y in zip(target_a, target_b, strict=True)]
+    for a, b, diffs in seed_differences(targets):
         mean, spread = statistics.mean(diffs), statistics.stdev(diffs)
-        needed = math.ceil((2.8 * spread / mean) ** 2) if mean else "any number of"
-        test = stats.ttest_rel(target_b, target_a)
+        needed = math.ceil((2.8 * spread / mean) ** 2) if mean else "no number of"
+        test = stats.ttest_1samp(diffs, 0.0)  # the paired t-test of b against a
         print(f"  {b} - {a}: t = {test.statistic:.2f}, p = {test.pvalue:.2f}; {needed} seeds needed")
 
 

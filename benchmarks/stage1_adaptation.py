@@ -72,11 +72,18 @@ def run(
     return final_scores(result.stdout)
 
 
-def paired_differences(rows: list[tuple[str, list[float], list[float]]], seeds: list[int]) -> list[str]:
+def seed_differences(targets: dict[str, list[float]]) -> list[tuple[str, str, list[float]]]:
+    """Every pair ``(a, b)`` of variants with the seed-by-seed differences ``b - a`` of their target scores."""
+    return [
+        (a, b, [y - x for x, y in zip(target_a, target_b, strict=True)])
+        for (a, target_a), (b, target_b) in itertools.combinations(targets.items(), 2)
+    ]
+
+
+def paired_differences(targets: dict[str, list[float]], seeds: list[int]) -> list[str]:
     """Lines comparing every pair of variants seed by seed on the target score."""
     lines = []
-    for (a, target_a, _), (b, target_b, _) in itertools.combinations(rows, 2):
-        diffs = [y - x for x, y in zip(target_a, target_b, strict=True)]
+    for a, b, diffs in seed_differences(targets):
         wins = sum(d > 0 for d in diffs)
         per_seed = ", ".join(f"{d:+.3f}" for d in diffs)
         lines.append(
@@ -121,7 +128,7 @@ def main() -> None:
         print(f"| {name} | {format_mean_std(target)} | {format_mean_std(source)} |")
     if len(args.seeds) > 1:
         print("\npaired by seed (target):")
-        print("\n".join(paired_differences(rows, args.seeds)))
+        print("\n".join(paired_differences({name: target for name, target, _ in rows}, args.seeds)))
     classes = [key for key in per_class_runs[0][0] if key.startswith("val/")] if per_class_runs else []
     if classes:
         print("\nper-class target IoU, mean over seeds:")
