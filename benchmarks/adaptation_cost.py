@@ -13,19 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
-from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import lightning as L
 import torch
 
-from benchmarks.lightning_overhead import StepClock, timing_trainer
 from datamodules.transforms import Normaliser
-from lightning_modules.base import NetworkConfig, OptimConfig
+from lightning_modules.networks import NetworkConfig
 from lightning_modules.optical_adapter import AdaptationConfig, OpticalAdapter
+from lightning_modules.optim import OptimConfig
+from sar_studies.timing import StepClock, timing_trainer
 
 
 class _Batches(L.LightningDataModule):

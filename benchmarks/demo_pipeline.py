@@ -27,11 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from sar_studies.processes import run_measured
+from sar_studies.statistics import format_mean_std
 
-from benchmarks.process_tree import run_measured  # noqa: E402
-from benchmarks.seed_statistics import format_mean_std  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CLI = [sys.executable, str(REPO / "cli.py")]
 

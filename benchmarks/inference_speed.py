@@ -30,17 +30,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_modules.inference import sliding_window_probs, tta_probs, window_positions
-from lightning_modules.models import build_model
+from lightning_modules.networks import build_model
+from sar_inference.engine import sliding_window_probs, tta_probs, window_positions
 
 NUM_CLASSES = 9
 TTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)

@@ -14,19 +14,17 @@ import argparse
 import copy
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import lightning as L
 import torch
 
 from datamodules.transforms import Normaliser
-from lightning_modules.base import NetworkConfig, OptimConfig, parameter_groups, warmup_poly_factor
+from lightning_modules.networks import NetworkConfig
+from lightning_modules.optim import OptimConfig, parameter_groups, warmup_poly_factor
 from lightning_modules.sar_segmenter import SARSegmenter
+from sar_studies.timing import StepClock, timing_trainer
 
 
 def make_batches(count: int, batch: int, size: int) -> list[dict[str, torch.Tensor]]:
@@ -61,41 +59,6 @@ def plain_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmu
         optimizer.step()
         schedule.step()
     return (time.perf_counter() - start) / (total - warmup)
-
-
-class StepClock(L.Callback):
-    """Wall time of the training steps after ``warmup`` steps (data loading included)."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end, self.steps = warmup, 0.0, 0.0, 0
-
-    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == self.warmup:
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        self.end = time.perf_counter()
-        self.steps = trainer.global_step - self.warmup
-
-    def seconds_per_step(self) -> float:
-        """Mean seconds per measured step."""
-        return (self.end - self.start) / self.steps
-
-
-def timing_trainer(max_steps: int, clock: StepClock) -> L.Trainer:
-    """A CPU trainer that only trains and times: no logger, checkpoints, validation or progress bar."""
-    return L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=max_steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=[clock],
-    )
 
 
 def lightning_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmup: int) -> float:

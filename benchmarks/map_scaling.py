@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
@@ -33,10 +32,10 @@ from affine import Affine
 from rasterio.windows import Window
 
 from datamodules.rasters import geotiff_profile, open_geotiff_writer
-from lightning_modules.base import InferenceConfig
-from lightning_modules.inference import window_positions
-from lightning_modules.scene_mapper import map_scene, scene_blocks
-from tests.checkpoint_helpers import sar_checkpoint  # the same random-weight checkpoint the tests use
+from sar_inference.engine import window_positions
+from sar_inference.scene_mapper import map_scene, scene_blocks
+from sar_inference.settings import InferenceConfig
+from sar_studies.checkpoints import sar_checkpoint
 
 WINDOW, STRIDE, BLOCK = 256, 128, 2048
 TRANSFORM = Affine(-0.143, -0.577, 337934.5, -0.577, 0.143, 7840518.5)  # rotated, like the Umbra sample

@@ -12,41 +12,17 @@ paired test would need to detect the observed mean difference with 80 % power at
 from __future__ import annotations
 
 import argparse
-import ast
 import math
-import re
 import statistics
 import sys
 from pathlib import Path
 
 from scipy import stats
 
+from sar_studies.fit_output import read_run
+from sar_studies.statistics import format_mean_std, paired_differences, seed_differences
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.seed_statistics import format_mean_std  # noqa: E402
-from benchmarks.stage1_adaptation import paired_differences, seed_differences  # noqa: E402
-
-
-def read_run(path: Path) -> tuple[list[int], dict[str, list[float]]]:
-    """The seeds of one run's output and each variant's per-seed target scores.
-
-    Raises:
-        ValueError: the file is not the output of ``stage1_adaptation.py``.
-    """
-    text = path.read_text()
-    header = re.search(r"^stage 1 on .*seeds (\[[\d, ]+\])$", text, flags=re.M)
-    variants = re.findall(r"^(\S.*?)\s+target [\d.]+ ± [\d.]+ .*\(per seed target: ([\d., ]+)\)$", text, flags=re.M)
-    if header is None or not variants:
-        raise ValueError(
-            f"{path}: not the output of benchmarks/stage1_adaptation.py (no seeds header or variant lines)"
-        )
-    seeds = ast.literal_eval(header.group(1))
-    scores = {name: [float(v) for v in values.split(",")] for name, values in variants}
-    for name, values in scores.items():
-        if len(values) != len(seeds):
-            raise ValueError(f"{path}: {name} has {len(values)} scores for {len(seeds)} seeds")
-    return seeds, scores
 
 
 def main() -> None:

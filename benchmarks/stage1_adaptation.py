@@ -16,8 +16,6 @@ The variant "mean teacher + RAA (area)" (pre-filtered RAA downsampling) runs onl
 from __future__ import annotations
 
 import argparse
-import itertools
-import re
 import shlex
 import statistics
 import subprocess
@@ -26,11 +24,11 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from sar_studies.fit_output import final_scores
+from sar_studies.processes import child_environment
+from sar_studies.statistics import format_mean_std, paired_differences
 
-from benchmarks.parallel_runs import child_environment  # noqa: E402
-from benchmarks.seed_statistics import format_mean_std  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 VARIANTS: dict[str, list[str]] = {
     "source-only": ["--model.init_args.adaptation.enabled", "false", "--data.init_args.raa_p", "0"],
@@ -39,20 +37,6 @@ VARIANTS: dict[str, list[str]] = {
     "mean teacher + RAA (area)": ["--data.init_args.raa_down_interpolation", "area"],
 }
 DEFAULT_VARIANTS = ["source-only", "mean teacher", "mean teacher + RAA"]
-
-
-def final_scores(stdout: str) -> dict[str, float]:
-    """Last printed mIoU of each validation set (``val`` = target domain, ``val_source``), and the
-    last per-class IoU of the target as ``val/<class>``."""
-    scores: dict[str, float] = {}
-    for name, value, table in re.findall(
-        r"^(val\w*) after \d+ steps: mIoU ([\d.]+)\n((?:  .+\n?)*)", stdout, flags=re.M
-    ):
-        scores[name] = float(value)
-        if name == "val":
-            for cls, iou in re.findall(r"^  (\S.*?)\s+([\d.]+|nan)$", table, flags=re.M):
-                scores[f"val/{cls}"] = float(iou)
-    return scores
 
 
 def run(
@@ -70,26 +54,6 @@ def run(
     if result.returncode != 0:
         sys.exit(f"run failed: {' '.join(command)}\n{result.stderr[-3000:]}")
     return final_scores(result.stdout)
-
-
-def seed_differences(targets: dict[str, list[float]]) -> list[tuple[str, str, list[float]]]:
-    """Every pair ``(a, b)`` of variants with the seed-by-seed differences ``b - a`` of their target scores."""
-    return [
-        (a, b, [y - x for x, y in zip(target_a, target_b, strict=True)])
-        for (a, target_a), (b, target_b) in itertools.combinations(targets.items(), 2)
-    ]
-
-
-def paired_differences(targets: dict[str, list[float]], seeds: list[int]) -> list[str]:
-    """Lines comparing every pair of variants seed by seed on the target score."""
-    lines = []
-    for a, b, diffs in seed_differences(targets):
-        wins = sum(d > 0 for d in diffs)
-        per_seed = ", ".join(f"{d:+.3f}" for d in diffs)
-        lines.append(
-            f"{b} - {a}: {format_mean_std(diffs)} (seeds {seeds}: {per_seed}; better on {wins} of {len(diffs)})"
-        )
-    return lines
 
 
 def main() -> None:

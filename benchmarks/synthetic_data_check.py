@@ -11,7 +11,6 @@ positives). Run: ``python benchmarks/synthetic_data_check.py [--seed N]``.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,12 +20,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from datamodules.classes import CLASS_NAMES, NUM_CLASSES, SCORED_CLASSES
 from datamodules.rasters import read_label, read_raster
 from datamodules.resolution_alignment import ResolutionAlignment
-from datamodules.synthetic import OEM_DIR, SAR_DIR, SyntheticConfig, generate_demo_data
+from sar_synthetic.generator import OEM_DIR, SAR_DIR, SyntheticConfig, generate_demo_data
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:

@@ -1,1 +1,2 @@
-"""Everything that turns files into batches and batches back into files."""
+"""Files -> batches: the class table, the official layouts, validated raster I/O, augmentation, datasets
+and the two LightningDataModules."""

@@ -11,8 +11,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, RandomSampler, get_worker_info
 
 from datamodules.datasets import Tile, TileDataset
-from datamodules.synthetic import SyntheticConfig, demo_data_complete, generate_demo_data
 from datamodules.transforms import Normaliser, TrainAugmentation
+from sar_synthetic.generator import SyntheticConfig, demo_data_complete, generate_demo_data
 
 
 def seed_worker_augmentation(worker_id: int) -> None:

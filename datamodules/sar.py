@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 from datamodules.classes import BACKGROUND, PADDING
 from datamodules.datasets import TileDataset, index_oem_sar
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
-from datamodules.synthetic import SyntheticConfig
 from datamodules.transforms import NormalisationMode, Normaliser, TrainAugmentation
+from sar_synthetic.generator import SyntheticConfig
 
 
 class SARDataModule(TileDataModule):

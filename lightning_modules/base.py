@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -13,88 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.classes import CLASS_NAMES, PADDING, colourise
-from lightning_modules.inference import Blend, Flip, tta_probs
-from lightning_modules.metrics import LandCoverIoU
-from lightning_modules.models import Architecture, build_model, is_norm_parameter
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Which network to build (see :func:`lightning_modules.models.build_model`)."""
-
-    arch: Architecture = "Unet"
-    encoder: str = "resnet18"
-    encoder_weights: str | None = None
-    in_channels: int = 1
-    num_classes: int = 9
-    bn_momentum: float | None = None
-    output_stride: int = 32
-    """Inputs are padded to a multiple of this before the forward pass."""
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """Optimiser and learning-rate schedule: linear warm-up, then polynomial decay to 0."""
-
-    optimizer: Literal["adamw", "adam"] = "adamw"
-    lr: float = 6e-5
-    weight_decay: float = 0.01
-    head_lr_mult: float = 10.0
-    """Learning-rate multiplier of everything outside the encoder (decoder and head)."""
-    norm_weight_decay: float = 0.0
-    warmup_steps: int = 1500
-    warmup_ratio: float = 1e-6
-    """Learning-rate factor at step 0 of the warm-up."""
-    poly_power: float = 1.0
-
-
-@dataclass(frozen=True)
-class InferenceConfig:
-    """How ``predict`` runs on whole tiles: sliding window, test-time augmentation (METHOD.md section 3)."""
-
-    window: int = 512
-    stride: int = 256
-    batch_size: int = 4
-    """Windows per forward pass."""
-    scales: tuple[float, ...] = (1.0,)
-    """Reference: (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)."""
-    flips: tuple[Flip, ...] = ("none",)
-    """Reference: ("none", "h", "v")."""
-    blend: Blend = "mean"
-
-
-# Checkpoints of modules built in Python (not through the CLI) hold these objects as hyperparameters;
-# registering them keeps such checkpoints loadable with torch.load(weights_only=True).
-torch.serialization.add_safe_globals([NetworkConfig, OptimConfig, InferenceConfig])
-
-
-def warmup_poly_factor(step: int, warmup_steps: int, total_steps: int, power: float, warmup_ratio: float) -> float:
-    """Learning-rate factor at ``step``: linear warm-up from ``warmup_ratio`` to 1, then poly decay to 0."""
-    if step < warmup_steps:
-        return warmup_ratio + (1.0 - warmup_ratio) * step / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return max(0.0, 1.0 - progress) ** power
-
-
-def parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
-    """Split parameters into (encoder | head) x (decayed | norm) groups with their lr and weight decay."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    encoder = getattr(model, "encoder", None)
-    encoder_params = {id(p) for p in encoder.parameters()} if encoder is not None else set()
-    for module in model.modules():
-        norm = is_norm_parameter(module)
-        for param in module.parameters(recurse=False):
-            if param.requires_grad:
-                groups.setdefault((id(param) not in encoder_params, norm), []).append(param)
-    return [
-        {
-            "params": params,
-            "lr": optim.lr * (optim.head_lr_mult if head else 1.0),
-            "weight_decay": optim.norm_weight_decay if norm else optim.weight_decay,
-            "name": f"{'head' if head else 'encoder'}{'_norm' if norm else ''}",
-        }
-        for (head, norm), params in sorted(groups.items())
-    ]
+from lightning_modules.metrics import LandCoverIoU, format_iou_table
+from lightning_modules.networks import NetworkConfig, build_model
+from lightning_modules.optim import OptimConfig, parameter_groups, warmup_poly_factor
+from sar_inference.engine import tta_probs
+from sar_inference.settings import InferenceConfig
 
 
 def overlay_strip(raw_image: torch.Tensor, *labels: torch.Tensor) -> np.ndarray:
@@ -272,12 +194,3 @@ class SegmentationTask(L.LightningModule):
                     data=[[name, *row.tolist()] for name, row in zip(CLASS_NAMES, confusion, strict=False)],
                     step=self.global_step,
                 )
-
-
-def format_iou_table(scores: dict[str, torch.Tensor], title: str) -> str:
-    """Text table of mIoU and per-class IoU, for the console."""
-    lines = [f"{title}: mIoU {float(scores['mIoU']):.4f}"]
-    for key, value in scores.items():
-        if key != "mIoU":
-            lines.append(f"  {key.split('/', 1)[-1]:<18} {float(value):.4f}")
-    return "\n".join(lines)

@@ -94,3 +94,12 @@ class LandCoverIoU(Metric):
             should_unsync=not outer,
         ):
             return self.confmat.clone()
+
+
+def format_iou_table(scores: dict[str, torch.Tensor], title: str) -> str:
+    """Text table of mIoU and per-class IoU, for the console."""
+    lines = [f"{title}: mIoU {float(scores['mIoU']):.4f}"]
+    for key, value in scores.items():
+        if key != "mIoU":
+            lines.append(f"  {key.split('/', 1)[-1]:<18} {float(value):.4f}")
+    return "\n".join(lines)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 
 from datamodules.classes import PADDING
-from lightning_modules.base import InferenceConfig, NetworkConfig, OptimConfig, SegmentationTask
+from lightning_modules.base import SegmentationTask
 from lightning_modules.losses import CrossEntropy
 from lightning_modules.mean_teacher import (
     classmix,
@@ -27,6 +27,9 @@ from lightning_modules.mean_teacher import (
     pixel_threshold_weights,
     strong_augment,
 )
+from lightning_modules.networks import NetworkConfig
+from lightning_modules.optim import OptimConfig
+from sar_inference.settings import InferenceConfig
 
 WeightingMode = Literal["image_confidence", "pixel_threshold", "none"]
 

@@ -8,8 +8,11 @@ from typing import Any
 import torch
 
 from datamodules.classes import BACKGROUND, PADDING
-from lightning_modules.base import InferenceConfig, NetworkConfig, OptimConfig, SegmentationTask
+from lightning_modules.base import SegmentationTask
 from lightning_modules.losses import build_loss
+from lightning_modules.networks import NetworkConfig
+from lightning_modules.optim import OptimConfig
+from sar_inference.settings import InferenceConfig
 
 
 @dataclass(frozen=True)

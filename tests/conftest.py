@@ -12,9 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from datamodules.synthetic import SyntheticConfig, generate_demo_data
-
-TINY = SyntheticConfig.tiny()
+from sar_synthetic.generator import generate_demo_data
+from tests.helpers.data import TINY
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,12 +11,10 @@ import torch
 import yaml
 from torch import nn
 
-from datamodules.synthetic import demo_data_complete
-from lightning_modules.base import NetworkConfig
-from lightning_modules.models import build_model
-from tests.conftest import TINY
-
-REPO = Path(__file__).resolve().parents[1]
+from lightning_modules.networks import NetworkConfig, build_model
+from sar_synthetic.generator import demo_data_complete
+from tests.helpers.cli import REPO, run_cli
+from tests.helpers.data import TINY
 
 
 def is_pipeline_config(path: Path) -> bool:
@@ -30,13 +25,6 @@ def is_pipeline_config(path: Path) -> bool:
 
 LIGHTNING_CONFIGS = [p for p in sorted((REPO / "experiments").rglob("*.yaml")) if not is_pipeline_config(p)]
 DEMO_CONFIGS = [p for p in LIGHTNING_CONFIGS if p.name.startswith("demo")]
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    return subprocess.run(
-        [sys.executable, str(REPO / "cli.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
 
 
 @pytest.mark.slow

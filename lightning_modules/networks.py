@@ -1,0 +1,138 @@
+"""Segmentation networks: their config and one constructor, smp architectures over smp or timm encoders."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+Architecture = Literal["Unet", "UPerNet", "Segformer", "DeepLabV3Plus", "FPN"]
+NORM_LAYERS: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Which network to build (see :func:`lightning_modules.networks.build_model`)."""
+
+    arch: Architecture = "Unet"
+    encoder: str = "resnet18"
+    encoder_weights: str | None = None
+    in_channels: int = 1
+    num_classes: int = 9
+    bn_momentum: float | None = None
+    output_stride: int = 32
+    """Inputs are padded to a multiple of this before the forward pass."""
+
+
+def build_model(
+    arch: Architecture = "Unet",
+    encoder: str = "resnet18",
+    in_channels: int = 1,
+    num_classes: int = 9,
+    encoder_weights: str | None = None,
+    bn_momentum: float | None = None,
+) -> nn.Module:
+    """Build a segmentation network returning (N, num_classes, H, W) logits.
+
+    Args:
+        arch: smp architecture.
+        encoder: smp encoder name (``resnet34``, ``mit_b3``, ``efficientnet-b4``) or a timm encoder
+            as ``tu-<timm name>`` (``tu-convnextv2_base``).
+        in_channels: input channels (1 for SAR as the contest baseline, 3 for optical or replicated SAR).
+        num_classes: output classes (9: background and the 8 land-cover classes).
+        encoder_weights: ``None`` (random init), ``imagenet`` (downloaded by smp/timm; needs network),
+            or the path of a local weights file (``.pth``/``.pt``/``.safetensors``) for the encoder.
+        bn_momentum: override the momentum of every BatchNorm layer (smp's EfficientNets use 0.01,
+            whose running statistics lag far behind in short runs from scratch).
+    """
+    local_file = encoder_weights if encoder_weights not in (None, "imagenet") else None
+    model = smp.create_model(
+        arch,
+        encoder_name=encoder,
+        encoder_weights=None if local_file else encoder_weights,
+        in_channels=in_channels,
+        classes=num_classes,
+    )
+    if local_file:
+        load_encoder_weights(model.encoder, local_file)
+    if bn_momentum is not None:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = bn_momentum
+    return model
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "encoder"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    return state
+
+
+def _adapt_input_channels(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """Adapt a first-layer kernel to another input channel count, keeping its response to grey input."""
+    if in_channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-in_channels // weight.shape[1])
+    return weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (weight.shape[1] / in_channels)
+
+
+def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike) -> None:
+    """Load a local weights file into an encoder, adapting the first layer to its input channels.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: no tensor of the file matches the encoder (wrong file or encoder name).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: encoder weights file does not exist")
+    # "model." is a Lightning checkpoint's prefix (e.g. a stage-1 student initialising stage 2).
+    source = {
+        k.removeprefix("model.").removeprefix("encoder.").removeprefix("module."): v
+        for k, v in _read_state_dict(path).items()
+    }
+    target = encoder.state_dict()
+    loaded: dict[str, torch.Tensor] = {}
+    for key, tensor in source.items():
+        if key not in target:
+            continue
+        want = target[key].shape
+        if tensor.shape != want and tensor.ndim == 4 and tensor.shape[0] == want[0] and tensor.shape[2:] == want[2:]:
+            tensor = _adapt_input_channels(tensor, want[1])
+        if tensor.shape == want:
+            loaded[key] = tensor
+    if not loaded:
+        raise ValueError(f"{path}: no tensor matches the encoder's parameters; wrong file or encoder name?")
+    encoder.load_state_dict(loaded, strict=False)
+    missing = len(target) - len(loaded)
+    if missing:
+        warnings.warn(
+            f"{path}: {missing} encoder tensors not found in the file keep their initial values", stacklevel=2
+        )
+
+
+def is_norm_parameter(module: nn.Module) -> bool:
+    """True for normalisation layers, whose parameters get no weight decay."""
+    return isinstance(module, NORM_LAYERS) or type(module).__name__.lower().endswith(("norm", "norm2d"))
+
+
+# Checkpoints of modules built in Python hold this object as a hyperparameter; registering it (also under
+# its path before the package split) keeps them loadable with torch.load(weights_only=True).
+torch.serialization.add_safe_globals([NetworkConfig, (NetworkConfig, "lightning_modules.base.NetworkConfig")])

@@ -1,0 +1,165 @@
+"""``python cli.py submit``: the contest submission, one uint8 PNG (0..8) per SAR test tile and a zip of them.
+
+Each tile's label is the class-weighted argmax of the ensemble of its soft maps (folders written
+by ``predict``) and/or of checkpoints run on the SAR tile directly, with the no-data region of the
+SAR tile set to 0 (METHOD.md section 5).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from datamodules.classes import NUM_CLASSES
+from datamodules.nodata import apply_nodata, nodata_mask
+from datamodules.rasters import DataError, atomic_output_dir, raster_info, read_raster, write_png
+from datamodules.transforms import NormalisationMode
+from sar_inference.engine import Blend, Flip, uint8_to_soft
+from sar_inference.memory_budget import check_memory
+from sar_inference.predictor import TaskPredictor, check_weights, combine, default_class_weights, load_predictor
+
+
+def soft_folder(folder: Path) -> Path:
+    """The folder of soft maps: ``folder`` itself, or its ``soft/`` (a ``predict`` output folder)."""
+    if not folder.is_dir():
+        raise DataError(folder, "soft-map folder does not exist")
+    nested = folder / "soft"
+    return nested if nested.is_dir() and not any(folder.glob("*.tif")) else folder
+
+
+def read_soft(path: Path, shape: tuple[int, int], sar: Path) -> Tensor:
+    """A 9-band uint8 soft map as float probabilities, checked against its SAR tile's size."""
+    if not path.is_file():
+        raise DataError(path, f"missing: no prediction for the SAR tile {sar}")
+    soft = read_raster(path, bands=NUM_CLASSES)
+    if soft.shape[1:] != shape:
+        raise DataError(
+            path, f"size {soft.shape[2]}x{soft.shape[1]} differs from its SAR tile {sar} ({shape[1]}x{shape[0]})"
+        )
+    return uint8_to_soft(torch.from_numpy(soft))
+
+
+def write_zip(path: Path, files: list[Path]) -> Path:
+    """Zip ``files`` flat (by name), deflate-compressed."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in files:
+            archive.write(file, arcname=file.name)
+    return path
+
+
+def submit(
+    output: str,
+    sar_dir: str,
+    soft_dirs: list[str] | None = None,
+    ckpt_path: str | list[str] | None = None,
+    model_weights: list[float] | None = None,
+    class_weights: list[float] | None = None,
+    nodata: bool = True,
+    nodata_min_area: int = 10000,
+    nodata_threshold: float = 0.9985,
+    zip_name: str = "submission.zip",
+    window: int | None = None,
+    stride: int | None = None,
+    scales: list[float] | None = None,
+    flips: list[Flip] | None = None,
+    batch_size: int | None = None,
+    blend: Blend | None = None,
+    normalisation: NormalisationMode | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    max_memory_gb: float | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write ``output/<tile>.png`` (single band, uint8 0..8) for every SAR tile, and ``output/<zip_name>``.
+
+    The folder is written under a temporary name and replaces ``output`` only when complete.
+
+    Args:
+        output: the submission folder.
+        sar_dir: the SAR test tiles (``OpenEarthMap-SAR/test/sar_images``); one PNG per ``.tif``,
+            same base name.
+        soft_dirs: folders of 9-band uint8 soft maps named like the SAR tiles, as ``predict``
+            writes them (a folder holding ``soft/`` is taken to mean that subfolder).
+        ckpt_path: stage-2 checkpoint(s) to run on the SAR tiles directly (sliding window + TTA).
+        model_weights: one weight per source, soft folders first, then checkpoints (default 1 each).
+        class_weights: per-class factors of the argmax. Default: [0,1,...,1] when there are several
+            sources (class 0 weight 0 makes only classes 1..8 win, as the reference does), all 1 for one.
+        nodata: set each tile's no-data region (large zero regions connected to its border) to 0
+            when its valid area is below ``nodata_threshold``.
+        nodata_min_area: smallest no-data region in pixels.
+        nodata_threshold: valid fraction below which the no-data region is set to 0 (99.85 %).
+        zip_name: name of the zip of all PNGs, inside ``output``.
+        window: sliding-window side for the checkpoints (default: the first checkpoint's).
+        stride: step between windows (default: the checkpoint's).
+        scales: TTA scales (default: the checkpoint's).
+        flips: TTA flips among none, h, v (default: the checkpoint's).
+        batch_size: windows per forward pass (default: the checkpoint's).
+        blend: window blending, mean or gaussian (default: the checkpoint's).
+        normalisation: override of the normalisation saved in the checkpoints.
+        mean: per-channel mean (raw units) for ``custom`` normalisation.
+        std: per-channel standard deviation (raw units) for ``custom`` normalisation.
+        max_memory_gb: memory budget of the checkpoints' inference (default: the RAM available now).
+        progress: show a progress bar over tiles.
+
+    Returns:
+        The submission folder.
+
+    Raises:
+        DataError: naming the file: an empty or missing SAR folder, a soft map missing for a tile or
+            of another size or band count, an unreadable tile or checkpoint.
+        ValueError: no source at all, or bad weights.
+    """
+    tiles = sorted(Path(sar_dir).glob("*.tif"))
+    if not tiles:
+        raise DataError(sar_dir, "no SAR tile (*.tif) to submit")
+    folders = [soft_folder(Path(f)) for f in soft_dirs or []]
+    predictor = None
+    if ckpt_path:
+        predictor = load_predictor(
+            ckpt_path, window=window, stride=stride, scales=scales, flips=flips, batch_size=batch_size, blend=blend,
+            normalisation=normalisation, mean=mean, std=std,
+        )  # fmt: skip
+    sources = len(folders) + (len(predictor.tasks) if predictor else 0)
+    if sources == 0:
+        raise ValueError("submit needs soft_dirs, ckpt_path or both")
+    weights = class_weights if class_weights is not None else default_class_weights(sources, NUM_CLASSES)
+    check_weights(model_weights, weights, sources, NUM_CLASSES)
+    if predictor is not None:
+        largest = max((raster_info(t) for t in tiles), key=lambda info: info.height * info.width)
+        check_memory(predictor.inference, *largest.shape, NUM_CLASSES, sources, max_memory_gb, str(largest.path))
+    for folder in folders:  # every prediction present before any work
+        missing = [t.name for t in tiles if not (folder / t.name).is_file()]
+        if missing:
+            raise DataError(
+                folder / missing[0], f"missing: no prediction for the SAR tile {Path(sar_dir) / missing[0]}"
+            )
+
+    with atomic_output_dir(output) as tmp:
+        pngs = []
+        for tile in tqdm(tiles, desc="submit", unit="tile", disable=not progress):
+            sar = read_raster(tile, bands=1)
+            label = _tile_label(tile, sar, folders, predictor, model_weights, weights)
+            if nodata:
+                label = apply_nodata(label, nodata_mask(sar[0], nodata_min_area), nodata_threshold)
+            pngs.append(write_png(tmp / f"{tile.stem}.png", label))
+        write_zip(tmp / zip_name, pngs)
+    return Path(output)
+
+
+def _tile_label(
+    tile: Path,
+    sar: np.ndarray,
+    folders: list[Path],
+    predictor: TaskPredictor | None,
+    model_weights: list[float] | None,
+    class_weights: list[float] | None,
+) -> np.ndarray:
+    probs = [read_soft(folder / tile.name, sar.shape[1:], tile) for folder in folders]
+    if predictor is not None:
+        probs += predictor.probs(sar)
+    return combine(probs, model_weights, class_weights).label

@@ -1,0 +1,5 @@
+"""``python -m sar_landcover``: the same command line as ``cli.py``."""
+
+from sar_landcover.commands import main
+
+main()

@@ -1,0 +1,69 @@
+"""How a stage's command is started: directly (Lightning's own DDP launcher) or through SLURM's ``srun``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from sar_pipeline.spec import LaunchSettings
+
+CLI = Path(__file__).resolve().parents[1] / "cli.py"
+
+
+def _slurm_int(name: str) -> int | None:
+    """An integer SLURM variable; per-node counts such as ``2(x3)`` give their first value."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    return int(value.split("(")[0].split(",")[0])
+
+
+def slurm_layout(settings: LaunchSettings) -> tuple[int, int]:
+    """Nodes and tasks (= devices) per node of the current allocation; the settings win when given.
+
+    Raises:
+        RuntimeError: the layout is neither in the settings nor in the SLURM environment.
+    """
+    nodes = settings.num_nodes or _slurm_int("SLURM_JOB_NUM_NODES") or _slurm_int("SLURM_NNODES")
+    tasks = settings.devices or _slurm_int("SLURM_NTASKS_PER_NODE") or _slurm_int("SLURM_GPUS_ON_NODE")
+    if not nodes or not tasks:
+        raise RuntimeError(
+            "launcher 'slurm' needs the allocation's layout: run the pipeline inside sbatch/salloc "
+            "(SLURM_JOB_NUM_NODES and SLURM_NTASKS_PER_NODE set) or give launch.num_nodes and launch.devices"
+        )
+    return nodes, tasks
+
+
+def trainer_layout_args(settings: LaunchSettings) -> list[str]:
+    """``trainer.*`` arguments of fit and predict stages: devices, nodes, accelerator, strategy."""
+    args: list[str] = []
+    if settings.launcher == "slurm":
+        nodes, tasks = slurm_layout(settings)
+        args += [f"--trainer.num_nodes={nodes}", f"--trainer.devices={tasks}"]
+    else:
+        if settings.num_nodes is not None:
+            args.append(f"--trainer.num_nodes={settings.num_nodes}")
+        if settings.devices is not None:
+            args.append(f"--trainer.devices={settings.devices}")
+    if settings.accelerator is not None:
+        args.append(f"--trainer.accelerator={settings.accelerator}")
+    if settings.strategy is not None:
+        args.append(f"--trainer.strategy={settings.strategy}")
+    return args
+
+
+def command_prefix(settings: LaunchSettings, distributed: bool) -> list[str]:
+    """The words before ``cli.py``'s subcommand.
+
+    Locally the interpreter runs ``cli.py`` once and Lightning starts the other ranks itself. Under
+    SLURM a distributed stage gets one ``srun`` task per device on every node (Lightning's
+    ``SLURMEnvironment`` reads the ranks from them); a single-process tool gets one task.
+    """
+    python = [settings.python or sys.executable, str(CLI)]
+    if settings.launcher == "local":
+        return python
+    if distributed:
+        nodes, tasks = slurm_layout(settings)
+        return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={tasks}", "--kill-on-bad-exit=1", *python]
+    return ["srun", "--nodes=1", "--ntasks=1", *python]

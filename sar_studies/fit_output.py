@@ -1,0 +1,42 @@
+"""Scores read back from the printed output of fits and of the stage-1 benchmark."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+
+def final_scores(stdout: str) -> dict[str, float]:
+    """Last printed mIoU of each validation set (``val`` = target domain, ``val_source``), and the
+    last per-class IoU of the target as ``val/<class>``."""
+    scores: dict[str, float] = {}
+    for name, value, table in re.findall(
+        r"^(val\w*) after \d+ steps: mIoU ([\d.]+)\n((?:  .+\n?)*)", stdout, flags=re.M
+    ):
+        scores[name] = float(value)
+        if name == "val":
+            for cls, iou in re.findall(r"^  (\S.*?)\s+([\d.]+|nan)$", table, flags=re.M):
+                scores[f"val/{cls}"] = float(iou)
+    return scores
+
+
+def read_run(path: Path) -> tuple[list[int], dict[str, list[float]]]:
+    """The seeds of one run's output and each variant's per-seed target scores.
+
+    Raises:
+        ValueError: the file is not the output of ``stage1_adaptation.py``.
+    """
+    text = path.read_text()
+    header = re.search(r"^stage 1 on .*seeds (\[[\d, ]+\])$", text, flags=re.M)
+    variants = re.findall(r"^(\S.*?)\s+target [\d.]+ ± [\d.]+ .*\(per seed target: ([\d., ]+)\)$", text, flags=re.M)
+    if header is None or not variants:
+        raise ValueError(
+            f"{path}: not the output of benchmarks/stage1_adaptation.py (no seeds header or variant lines)"
+        )
+    seeds = ast.literal_eval(header.group(1))
+    scores = {name: [float(v) for v in values.split(",")] for name, values in variants}
+    for name, values in scores.items():
+        if len(values) != len(seeds):
+            raise ValueError(f"{path}: {name} has {len(values)} scores for {len(seeds)} seeds")
+    return seeds, scores

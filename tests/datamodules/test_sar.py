@@ -1,0 +1,94 @@
+"""The stage-2 datamodule: batches, normalisation, validation sources, reproducibility, demo data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from datamodules.sar import SARDataModule
+from tests.helpers.data import TINY
+
+
+def _first_train_batch(dm: SARDataModule) -> dict:
+    dm.setup("fit")
+    return next(iter(dm.train_dataloader()))
+
+
+def test_train_batches_are_crops_of_raw_pixels_normalised_after_transfer(tiny_root: Path) -> None:
+    dm = SARDataModule(root=str(tiny_root), crop_size=48, batch_size=3, num_workers=0)
+    batch = _first_train_batch(dm)
+    assert batch["image"].shape == (3, 1, 48, 48) and batch["image"].dtype == torch.uint8
+    assert batch["mask"].shape == (3, 48, 48) and batch["mask"].dtype == torch.int64
+    assert int(batch["mask"].max()) <= 8
+    out = dm.on_after_batch_transfer(dict(batch), 0)
+    assert out["image"].dtype == torch.float32
+    torch.testing.assert_close(out["image"], batch["image"].float() / 255)
+    assert out["raw_image"] is batch["image"]
+
+
+def test_three_channel_imagenet_input(tiny_root: Path) -> None:
+    dm = SARDataModule(
+        root=str(tiny_root), crop_size=32, batch_size=2, num_workers=0, in_channels=3, normalisation="imagenet"
+    )
+    out = dm.on_after_batch_transfer(_first_train_batch(dm), 0)
+    assert out["image"].shape == (2, 3, 32, 32)
+    assert not torch.equal(out["image"][:, 0], out["image"][:, 1])  # per-channel ImageNet statistics
+
+
+def test_same_seed_same_batches(tiny_root: Path) -> None:
+    batches = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        batches.append(
+            _first_train_batch(SARDataModule(root=str(tiny_root), crop_size=32, batch_size=2, num_workers=0))
+        )
+    assert torch.equal(batches[0]["image"], batches[1]["image"])
+    torch.manual_seed(124)
+    other = _first_train_batch(SARDataModule(root=str(tiny_root), crop_size=32, batch_size=2, num_workers=0))
+    assert not torch.equal(batches[0]["image"], other["image"])
+
+
+def test_val_split_and_train_holdout(tiny_root: Path) -> None:
+    dm = SARDataModule(root=str(tiny_root), num_workers=0)
+    dm.setup("fit")
+    assert [t.image.parent.parent.name for t in dm.val_set.tiles] == ["val"] * TINY.sar_val_tiles
+    holdout = SARDataModule(root=str(tiny_root), num_workers=0, val_source="train_holdout", holdout_fraction=0.34)
+    holdout.setup("fit")
+    train_names = [t.name for t in holdout.train_set.tiles]
+    val_names = [t.name for t in holdout.val_set.tiles]
+    assert len(val_names) == 3 and not set(train_names) & set(val_names)
+    assert sorted(train_names + val_names) == train_names + val_names  # a contiguous block at the end
+
+
+def test_samples_per_epoch_sets_epoch_length(tiny_root: Path) -> None:
+    dm = SARDataModule(root=str(tiny_root), crop_size=32, batch_size=2, num_workers=0, samples_per_epoch=10)
+    dm.setup("fit")
+    assert len(dm.train_dataloader()) == 5
+
+
+def test_demo_data_is_generated_when_root_is_missing(tmp_path: Path) -> None:
+    config = replace(TINY, sar_train_tiles=3, sar_val_tiles=1, sar_test_tiles=1, oem_tiles_per_region=2)
+    dm = SARDataModule(root=str(tmp_path / "fresh"), num_workers=0, demo_data=True, demo_settings=config)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_set) == 3 and len(dm.val_set) == 1
+
+
+def test_missing_root_without_demo_data_names_the_folder(tmp_path: Path) -> None:
+    dm = SARDataModule(root=str(tmp_path / "nowhere"), num_workers=0)
+    dm.prepare_data()
+    with pytest.raises(ValueError, match=r"nowhere/OpenEarthMap-SAR/train/sar_images: folder does not exist"):
+        dm.setup("fit")
+
+
+def test_test_and_predict_splits(tiny_root: Path) -> None:
+    dm = SARDataModule(root=str(tiny_root), num_workers=0)
+    dm.setup("test")
+    dm.setup("predict")
+    assert len(dm.test_set) == len(dm.predict_set) == TINY.sar_test_tiles
+    item = next(iter(dm.predict_dataloader()))
+    assert "mask" not in item and item["image"].shape == (1, 1, TINY.tile_size, TINY.tile_size)
+    assert next(iter(dm.test_dataloader()))["mask"].shape == (1, TINY.tile_size, TINY.tile_size)

@@ -1,0 +1,1 @@
+"""What several test modules share: the tiny dataset settings, CLI subprocesses, checkpoints."""

@@ -1,0 +1,225 @@
+"""The stage runner without running stages: stage order, commands, resume points, SLURM launching."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sar_pipeline.launch import command_prefix
+from sar_pipeline.runner import build_parser, run_pipeline, select_stages, stage_command, stage_environment
+from sar_pipeline.spec import LaunchSettings, PipelineSpec, Stage1Model, Stage2Model, check_spec
+from sar_pipeline.stages import StageBuilder, resume_checkpoint, wandb_id
+from tests.helpers.cli import REPO
+
+STAGE1 = str(REPO / "experiments/demo_stage1.yaml")
+STAGE2 = str(REPO / "experiments/demo_sar.yaml")
+
+
+def make_spec(tmp_path: Path, **changes: object) -> PipelineSpec:
+    spec = PipelineSpec(
+        data_root=str(tmp_path / "data"),
+        run_dir=str(tmp_path / "run"),
+        stage1=[Stage1Model("a", [STAGE1]), Stage1Model("b", [STAGE1])],
+        selection="agreement",
+        stage2=[
+            Stage2Model("method", [STAGE2], init_from="a"),
+            Stage2Model("baseline", [STAGE2], labels="official", ensemble=False),
+        ],
+    )
+    for key, value in changes.items():
+        setattr(spec, key, value)
+    return spec
+
+
+def test_stages_come_in_method_order_with_fixed_paths(tmp_path: Path) -> None:
+    stages = StageBuilder(make_spec(tmp_path, demo_data=True)).build()
+    assert [s.id for s in stages] == [
+        "data",
+        "stage1/a",
+        "pseudo_labels/a",
+        "stage1/b",
+        "pseudo_labels/b",
+        "selection",
+        "stage2/method",
+        "maps/method",
+        "stage2/baseline",
+        "maps/baseline",
+        "submission",
+        "evaluation",
+    ]
+    run = (tmp_path / "run").resolve()
+    assert {s.id: s.folder for s in stages}["stage2/method"] == run / "stage2" / "method"
+    assert {s.id: s.folder for s in stages}["submission"] == run / "submission"
+
+
+def test_stage2_gets_labels_by_path_and_stage1_weights_by_model_argument(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    stages = {s.id: s for s in StageBuilder(spec).build()}
+    best = tmp_path / "run" / "stage1" / "a" / "checkpoints" / "best-10.ckpt"
+    best.parent.mkdir(parents=True)
+    best.touch()
+    method = stages["stage2/method"].arguments()
+    assert "--data.init_args.label_set=run-selected" in method
+    assert f"--model.init_args.network.encoder_weights={best.resolve()}" in method
+    assert not any(a.startswith("--ckpt_path") for a in method)  # a fresh fit: no checkpoint to resume
+    assert "--data.init_args.label_set=official" in stages["stage2/baseline"].arguments()
+    selection = stages["selection"].arguments()
+    assert '--sets=["run-a", "run-b"]' in selection and "--mode=agreement" in selection
+    submission = stages["submission"].arguments()
+    assert any("maps/method/soft" in a for a in submission) and not any("baseline" in a for a in submission)
+
+
+def test_an_interrupted_fit_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    stage = next(s for s in StageBuilder(spec).build() if s.id == "stage2/method")
+    last = stage.folder / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.touch()
+    assert f"--ckpt_path={last}" in stage.arguments()
+    hpc = stage.folder / "hpc_ckpt_1.ckpt"  # written by Lightning on SLURM's SIGUSR1
+    hpc.touch()
+    os.utime(last, (1, 1))
+    assert resume_checkpoint(stage.folder) == hpc
+    assert f"--ckpt_path={hpc}" in stage.arguments()
+    assert not stage.is_complete()
+    stage.mark_complete(["cmd"])
+    assert stage.is_complete()
+    last.unlink()  # an output went missing: not complete any more
+    assert not stage.is_complete()
+
+
+def test_demo_data_is_generated_only_into_a_missing_data_root(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, demo_data=True)
+    data_stage = StageBuilder(spec).build()[0]
+    assert data_stage.id == "data" and not data_stage.is_complete()
+    (tmp_path / "data" / "OpenEarthMap-SAR").mkdir(parents=True)  # e.g. the real download
+    assert data_stage.is_complete()
+
+
+def test_the_demo_official_labeller_runs_once_per_data_root(tmp_path: Path) -> None:
+    labeller = Stage1Model("labeller", [STAGE1], ["--model.init_args.adaptation.enabled=false"])
+    spec = make_spec(tmp_path, demo_data=True, demo_official_labeller=labeller)
+    stages = StageBuilder(spec).build()
+    assert [s.id for s in stages[:5]] == [
+        "data",
+        "stage1/labeller",
+        "pseudo_labels/labeller",
+        "official_labels",
+        "stage1/a",
+    ]
+    install = stages[3]
+    assert install.subcommand == "install-official-labels" and "--label_set=run-labeller" in install.arguments()
+    assert not any(s.is_complete() for s in stages[1:4])
+    marker = tmp_path / "data" / "OpenEarthMap-SAR" / "train" / "OFFICIAL_LABELS.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")  # another run on the same data root installed them
+    assert all(s.is_complete() for s in stages[1:4]) and not stages[4].is_complete()
+
+    with pytest.raises(ValueError, match="demo_official_labeller needs demo_data"):
+        check_spec(make_spec(tmp_path, demo_official_labeller=labeller))
+    with pytest.raises(ValueError, match="'a' used twice"):
+        check_spec(make_spec(tmp_path, demo_data=True, demo_official_labeller=Stage1Model("a", [STAGE1])))
+
+
+def test_a_stage_starts_its_own_wandb_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The runner's own W&B runs (tool stages) set WANDB_SERVICE; a stage sharing that service would
+    # leave its offline run to be written after it exited, and cannot reach it from another node.
+    monkeypatch.setenv("WANDB_SERVICE", "3-1-unix-/tmp/wandb-1-2/socket")
+    spec = make_spec(tmp_path)
+    stage = next(s for s in StageBuilder(spec).build() if s.id == "stage2/method")
+    env = stage_environment(spec, stage)
+    assert "WANDB_SERVICE" not in env
+    assert env["WANDB_JOB_TYPE"] == stage.kind and env["WANDB_RUN_GROUP"] == "run"
+
+
+def test_from_and_only_select_stages(tmp_path: Path) -> None:
+    stages = StageBuilder(make_spec(tmp_path)).build()
+    assert [s.id for s in select_stages(stages, "stage2", None)][:2] == ["stage2/method", "maps/method"]
+    assert [s.id for s in select_stages(stages, None, "maps")] == ["maps/method", "maps/baseline"]
+    assert [s.id for s in select_stages(stages, None, "stage1/b")] == ["stage1/b"]
+    with pytest.raises(ValueError, match="no stage is called 'stage3'"):
+        select_stages(stages, "stage3", None)
+
+
+def test_selection_can_combine_a_subset_of_the_stage1_models(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    spec.stage1.append(Stage1Model("source_only", [STAGE1]))
+    with pytest.raises(ValueError, match="exactly 2"):
+        check_spec(spec)
+    spec.selection_models = ["a", "b"]
+    check_spec(spec)
+    selection = next(s for s in StageBuilder(spec).build() if s.id == "selection")
+    assert '--sets=["run-a", "run-b"]' in selection.arguments()
+    spec.selection_models = ["a", "zzz"]
+    with pytest.raises(ValueError, match="'zzz' is not a stage-1 model"):
+        check_spec(spec)
+
+
+def test_invalid_pipelines_are_rejected_with_every_problem(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, selection="agreement")
+    spec.stage1 = [Stage1Model("a", [STAGE1]), Stage1Model("a", ["missing.yaml"]), Stage1Model("c d", [STAGE1])]
+    spec.stage2 = [Stage2Model("m", [STAGE2], init_from="zzz")]
+    with pytest.raises(ValueError) as error:
+        check_spec(spec)
+    message = str(error.value)
+    for expected in ("'a' used twice", "missing.yaml does not exist", "'c d' may hold only", "exactly 2", "'zzz'"):
+        assert expected in message
+
+
+def test_missing_data_root_without_demo_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="data root does not exist"):
+        run_pipeline(make_spec(tmp_path), dry_run=True)
+
+
+def test_slurm_stages_run_through_srun_with_the_allocation_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"SLURM_JOB_ID": "4242", "SLURM_JOB_NUM_NODES": "2", "SLURM_NTASKS_PER_NODE": "4"}.items():
+        monkeypatch.setenv(name, value)
+    spec = make_spec(tmp_path, launch=LaunchSettings(launcher="slurm"))
+    stages = {s.id: s for s in StageBuilder(spec).build()}
+    fit = stage_command(spec, stages["stage2/method"])
+    assert fit[:4] == ["srun", "--nodes=2", "--ntasks-per-node=4", "--kill-on-bad-exit=1"]
+    assert fit[5:7] == [str(REPO / "cli.py"), "fit"]
+    assert "--trainer.num_nodes=2" in fit and "--trainer.devices=4" in fit
+    assert stage_command(spec, stages["selection"])[:3] == ["srun", "--nodes=1", "--ntasks=1"]
+    # A requeued job keeps its id, so its stages continue the same W&B runs.
+    assert wandb_id(spec, "stage2/method") == "slurm4242-stage2-method"
+    monkeypatch.delenv("SLURM_NTASKS_PER_NODE")
+    with pytest.raises(RuntimeError, match="SLURM_NTASKS_PER_NODE"):
+        command_prefix(spec.launch, distributed=True)
+
+
+def test_sbatch_script_requeues_before_the_limit_and_keeps_its_run_folder() -> None:
+    script = (REPO / "experiments/slurm/pipeline.sbatch").read_text()
+    assert "#SBATCH --signal=SIGUSR1@90" in script and "#SBATCH --requeue" in script
+    assert "RUN_DIR=${RUN_DIR:-runs/dfc2025-${SLURM_JOB_ID}}" in script
+    assert "--launch.launcher slurm" in script
+    directives = dict(
+        line.removeprefix("#SBATCH --").split("=", 1)
+        for line in script.splitlines()
+        if line.startswith("#SBATCH --") and "=" in line
+    )
+    assert directives["ntasks-per-node"] == directives["gpus-per-node"]  # one task per GPU
+
+
+def test_pipeline_configs_parse_and_dry_run(tmp_path: Path) -> None:
+    for config in ("experiments/demo.yaml", "experiments/dfc2025/pipeline.yaml"):
+        parser = build_parser()
+        cfg = parser.parse_args([f"--config={REPO / config}", f"--data_root={tmp_path}", "--launch.launcher=local"])
+        init = parser.instantiate(cfg)
+        spec = PipelineSpec(**{k: init[k] for k in PipelineSpec.__dataclass_fields__})
+        check_spec(spec)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), "pipeline", f"--config={REPO / 'experiments/demo.yaml'}",
+         f"--run_dir={tmp_path / 'run'}", f"--data_root={tmp_path / 'data'}", "--dry-run"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[stage1/adapted] (would run)" in result.stdout and " fit --config=" in result.stdout
+    assert "[submission] (would run)" in result.stdout
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()  # a dry run writes nothing
