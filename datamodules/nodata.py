@@ -3,7 +3,7 @@
 Real SAR (Umbra) holds many exact zeros inside valid areas (about a quarter of the pixels of the
 Mount Yasur sample), often chained into long thin clusters, so ``pixel == 0`` is not no-data. The
 no-data wedges of rotated acquisitions are solid zero regions touching the border; this detector
-keeps only those (METHOD.md section 5, the simple alternative to the reference's learned mask).
+keeps only those (docs/method.md section 5, the simple alternative to the reference's learned mask).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Stage 1: mean-teacher domain adaptation of an optical segmenter from OpenEarthMap to OEM-SAR optical.
 
-One training step (METHOD.md section 2): supervised CE on the source crops; the EMA teacher
+One training step (docs/method.md section 2): supervised CE on the source crops; the EMA teacher
 labels the weakly augmented target crops; each target image gets one weight (the fraction of its
 pixels the teacher is confident about, no pixel discarded); ClassMix pastes half of the source
 classes onto the target; the strongly augmented mix is learned with the weighted CE; one
@@ -49,7 +49,7 @@ class AdaptationConfig:
     classmix: bool = True
     """Mix source classes into the target; off: learn the strongly augmented target alone."""
     classmix_per_image: bool = True
-    """Choose the mixed classes per image (METHOD.md); False: from the whole batch (reference code)."""
+    """Choose the mixed classes per image (docs/method.md); False: from the whole batch (reference code)."""
     teacher_mode: Literal["train", "eval"] = "train"
     """BatchNorm/dropout mode of the teacher when it labels the target (DAFormer: train, no dropout)."""
     jitter_p: float = 0.5

@@ -1,7 +1,7 @@
 """Tiled inference on whole tiles: sliding windows, test-time augmentation, ensembles, soft labels.
 
 Pure tensor functions, no file I/O (reading and writing rasters is the caller's job). The
-procedure follows METHOD.md sections 3 and 5: windows of the training crop size with overlapping
+procedure follows docs/method.md sections 3 and 5: windows of the training crop size with overlapping
 softmax outputs averaged, scale x flip test-time augmentation (mean of softmax), a weighted
 ensemble of models with a per-class weight, and uint8 soft probability maps (floor(255 p)).
 """
@@ -169,8 +169,8 @@ def tta_probs(
 
     Each view resizes the image (bilinear) to ``round(scale * H) x round(scale * W)``, flips it,
     predicts, flips back and resizes the probabilities to H x W. The reference lists scales
-    (0.5, 0.75, 1.0, 1.25, 1.5, 1.75) and flips (none, h, v): 6 x 3 = 18 views (METHOD.md calls
-    it 24-view in section 5; the lists give 18). Pass them from the config; the defaults are one view.
+    (0.5, 0.75, 1.0, 1.25, 1.5, 1.75) and flips (none, h, v): 6 x 3 = 18 views (the method text calls
+    it 24-view; the lists give 18, docs/method.md section 5). Pass them from the config; the defaults are one view.
 
     Args:
         model: window batch -> logits, as for :func:`sliding_window_probs`.

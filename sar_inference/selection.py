@@ -1,4 +1,4 @@
-"""Selection across pseudo-label sets (METHOD.md section 3), writing a new set; both threshold-free.
+"""Selection across pseudo-label sets (docs/method.md section 3), writing a new set; both threshold-free.
 
 - ``agreement``: keep the label where two sets agree, 0 elsewhere (stage 2 ignores 0);
 - ``soft_ensemble``: sum the soft maps of N sets and take the argmax.

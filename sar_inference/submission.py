@@ -2,7 +2,7 @@
 
 Each tile's label is the class-weighted argmax of the ensemble of its soft maps (folders written
 by ``predict``) and/or of checkpoints run on the SAR tile directly, with the no-data region of the
-SAR tile set to 0 (METHOD.md section 5).
+SAR tile set to 0 (docs/method.md section 5).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class Stage2Model:
 
 @dataclass
 class SubmissionSettings:
-    """The test-set ensemble and the contest submission (METHOD.md section 5); None = ``submit``'s default.
+    """The test-set ensemble and the contest submission (docs/method.md section 5); None = ``submit``'s default.
 
     Attributes:
         class_weights: per-class weights of the ensemble (``submit``'s default: class 0 weight 0 when

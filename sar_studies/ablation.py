@@ -1,4 +1,4 @@
-"""The paper's ablations in miniature (METHOD.md section 6), generated from one base pipeline.
+"""The paper's ablations in miniature (docs/method.md section 6), generated from one base pipeline.
 
 Every variant is a model of an ordinary pipeline (``cli.py pipeline``), derived in code from the
 base pipeline's stage-1 and stage-2 models, so stages shared between variants run once per seed:

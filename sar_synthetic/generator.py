@@ -12,10 +12,10 @@ in streets; tree clusters; rivers and ponds; crossing roads). Each scene is rend
   ``domain_gap`` (0 renders exactly like OEM),
 * a SAR amplitude image: class-dependent backscatter, double-bounce building edges and radar
   shadows, multiplicative gamma speckle, a per-tile relative 8-bit scaling with ~10-22 % exact
-  zeros inside the valid area (the real Umbra sample in ``shared/real_samples`` has ~24 %), and
+  zeros inside the valid area (the real Umbra image cropped for ``tests/data`` has ~24 %), and
   black border-connected no-data wedges on some test tiles.
 
-OEM-SAR tiles also have the real data's scale gap (METHOD.md: OEM 0.25-0.5 m, OEM-SAR 0.15-0.5 m
+OEM-SAR tiles also have the real data's scale gap (docs/data.md: OEM 0.25-0.5 m, OEM-SAR 0.15-0.5 m
 GSD). The miniature's native pixel is an OEM pixel. Each OEM-SAR tile draws its grid GSD g and the
 GSD g_o of its optical source (OEM-like); the scene is drawn at the native scale, its optical image
 is rendered there and resampled onto the grid, g_o / g = 0.5-3.3 times enlarged, and the SAR and the
@@ -116,9 +116,9 @@ class SyntheticConfig:
             (0.1, 0.35) applies the reference range per pixel, which blurs away what a real tile
             keeps. The blur factor is ``1 + domain_gap * (1 / r - 1)``, so ``domain_gap=0`` stays sharp.
         nodata_test_fraction: fraction of the test SAR tiles with a black no-data wedge.
-        oem_gsd_range: GSD range of OpenEarthMap (metres, METHOD.md): the OEM tiles' geotransforms
+        oem_gsd_range: GSD range of OpenEarthMap (metres, docs/data.md): the OEM tiles' geotransforms
             and the optical source of every OEM-SAR tile. The miniature's native pixel is an OEM pixel.
-        sar_gsd_range: GSD range of the OEM-SAR grids (metres, METHOD.md). Each OEM-SAR tile draws
+        sar_gsd_range: GSD range of the OEM-SAR grids (metres, docs/data.md). Each OEM-SAR tile draws
             its grid GSD g and an optical source GSD g_o from ``oem_gsd_range``; its scene appears
             ``1 + domain_gap * (g_o / g - 1)`` times larger than at the native scale (0.5-3.3 with the
             defaults: the scale gap that RAA's enlargement u ~ U(1, 3) models), and its optical

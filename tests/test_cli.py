@@ -80,6 +80,7 @@ def test_fit_generates_data_writes_checkpoints_and_logs_miou(tmp_path: Path) -> 
     assert demo_data_complete(tmp_path / "fresh")
 
 
+@pytest.mark.slow  # a subprocess: LightningCLI's start-up alone is ~8 s of CPU
 def test_print_config_shows_every_option() -> None:
     result = run_cli("fit", "--config", str(REPO / "experiments/demo_sar.yaml"), "--print_config", cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -93,6 +94,7 @@ def test_print_config_shows_every_option() -> None:
     assert config["checkpoint"]["monitor"] == "val/mIoU"
 
 
+@pytest.mark.slow  # a subprocess: LightningCLI's start-up alone is ~8 s of CPU
 def test_typo_in_config_fails_at_parse_time() -> None:
     result = run_cli(
         "fit", "--config", str(REPO / "experiments/demo_sar.yaml"), "--model.init_args.loss.sce_betta", "1", cwd=REPO
@@ -122,6 +124,7 @@ def test_demo_networks_keep_batchnorm_statistics_current(config_path: Path) -> N
     assert all(m is None or m >= 0.1 for m in momenta)
 
 
+@pytest.mark.slow  # one subprocess per config: ~8-10 s of CPU each
 @pytest.mark.parametrize("config_path", LIGHTNING_CONFIGS, ids=lambda p: p.name)
 def test_every_experiment_config_parses(config_path: Path) -> None:
     result = run_cli("fit", "--config", str(config_path), "--print_config", cwd=REPO)

@@ -23,8 +23,8 @@ from sar_inference.scene_mapper import map_scene, scene_blocks, write_scene_map
 from sar_inference.settings import InferenceConfig
 from sar_landcover.commands import main as cli_main
 from sar_studies.checkpoints import sar_checkpoint
+from tests.helpers.real_sample import UMBRA_CROP
 
-UMBRA = Path("/work/shared/real_samples/umbra_mount_yasur.tiff")
 ROTATED = {"crs": "EPSG:32654", "transform": Affine(0.3, 0.05, 4e5, 0.05, -0.3, 3.9e6)}
 
 
@@ -78,25 +78,26 @@ def test_blockwise_map_equals_the_whole_image_prediction(tmp_path: Path, halo: i
     assert (written[1] == confidence).mean() > 0.99
 
 
-@pytest.mark.skipif(not UMBRA.exists(), reason=f"real sample {UMBRA} not available")
 def test_map_of_the_umbra_sample_keeps_its_georeferencing_exactly(tmp_path: Path) -> None:
     ckpt = sar_checkpoint(tmp_path / "sar.ckpt")
     out, preview = tmp_path / "umbra_map.tif", tmp_path / "umbra.png"
-    # The whole command line, in this process; scale 1/16 makes each 1024 block a few 64-pixel windows.
+    # The whole command line, in this process. Blocks of 512 make 2 x 2 blocks of the 600 x 520 crop, the
+    # second row and column partial; scale 1/8 makes each block one 64-pixel window.
     cli_main(
-        ["map", "--ckpt_path", str(ckpt), "--input", str(UMBRA), "--output", str(out), "--window", "64",
-         "--stride", "64", "--scales", "[0.0625]", "--block", "1024", "--confidence", "true",
+        ["map", "--ckpt_path", str(ckpt), "--input", str(UMBRA_CROP), "--output", str(out), "--window", "64",
+         "--stride", "64", "--scales", "[0.125]", "--block", "512", "--confidence", "true",
          "--preview", str(preview), "--preview_size", "200", "--progress", "false"]
     )  # fmt: skip
-    with rasterio.open(UMBRA) as src, rasterio.open(out) as dst:
+    with rasterio.open(UMBRA_CROP) as src, rasterio.open(out) as dst:
         assert dst.crs == src.crs and dst.transform == src.transform  # exact, rotation included
         assert src.transform.b != 0  # the sample's transform is rotated
-        assert (dst.width, dst.height, dst.count, dst.dtypes) == (2000, 2000, 2, ("uint8", "uint8"))
+        assert (dst.width, dst.height, dst.count, dst.dtypes) == (600, 520, 2, ("uint8", "uint8"))
         assert dst.profile["tiled"] and dst.block_shapes[0] == (256, 256) and dst.compression.value == "DEFLATE"
         assert dst.colormap(1)[8] == rasterio_colormap()[8]
         assert dst.read(1).max() <= 8
     with rasterio.open(preview) as png:
-        assert png.width == 2 * 200 + 8 and png.height > 200  # two panels, a gap and the legend strip
+        # two panels of 200 x 173 (the longer side is the width), a gap and the legend strip below
+        assert png.width == 2 * 200 + 8 and png.height > round(200 * 520 / 600)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sar.ckpt", "umbra.png", "umbra_map.tif"]
 
 
