@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader, RandomSampler, get_worker_info
 
 from datamodules.datasets import Tile, TileDataset
 from datamodules.transforms import Normaliser, TrainAugmentation
-from sar_synthetic.generator import SyntheticConfig, demo_data_complete, generate_demo_data
+from sar_synthetic.config import SyntheticConfig
+from sar_synthetic.layout_writer import demo_data_complete, generate_demo_data
 
 
 def seed_worker_augmentation(worker_id: int) -> None:

@@ -15,7 +15,7 @@ from datamodules.layout import OEM_SAR_DIR, label_folder
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
 from datamodules.resolution_alignment import DownInterpolation, ResolutionAlignment
 from datamodules.transforms import NormalisationMode, Normaliser, PhotometricDistortion, TrainAugmentation
-from sar_synthetic.generator import SyntheticConfig
+from sar_synthetic.config import SyntheticConfig
 
 TargetSet = Literal["oem_sar_train", "oem_sar_val", "oem_test"]
 

@@ -13,7 +13,7 @@ from datamodules.classes import BACKGROUND, PADDING
 from datamodules.datasets import TileDataset, index_oem_sar
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
 from datamodules.transforms import NormalisationMode, Normaliser, TrainAugmentation
-from sar_synthetic.generator import SyntheticConfig
+from sar_synthetic.config import SyntheticConfig
 
 
 class SARDataModule(TileDataModule):

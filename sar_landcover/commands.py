@@ -34,7 +34,9 @@ class Tool(NamedTuple):
 
 
 TOOLS: dict[str, Tool] = {
-    "make-demo-data": Tool("sar_synthetic.generator:generate_demo_data", "write the synthetic OEM + OEM-SAR miniature"),
+    "make-demo-data": Tool(
+        "sar_synthetic.layout_writer:generate_demo_data", "write the synthetic OEM + OEM-SAR miniature"
+    ),
     "select-pseudo-labels": Tool(
         "sar_inference.selection:select_pseudo_labels", "combine pseudo-label sets (agreement, soft ensemble)"
     ),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from datamodules.layout import LABELS, OEM_SAR_DIR, RGB_IMAGES, label_folder
 from datamodules.rasters import atomic_output
-from sar_synthetic.generator import MARKER as SYNTHETIC_MARKER
+from sar_synthetic.layout_writer import MARKER as SYNTHETIC_MARKER
 
 MARKER = "OFFICIAL_LABELS.json"
 NOISE_MODEL = "labels_noise_model"

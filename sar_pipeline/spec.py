@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sar_synthetic.generator import SyntheticConfig
+from sar_synthetic.config import SyntheticConfig
 
 Selection = Literal["none", "agreement", "soft_ensemble"]
 Launcher = Literal["local", "slurm"]

@@ -47,7 +47,7 @@ from sar_pipeline.stages import best_checkpoint
 from sar_studies.plot import bar_chart
 from sar_studies.processes import child_environment
 from sar_studies.statistics import mean_and_std
-from sar_synthetic.generator import SyntheticConfig
+from sar_synthetic.config import SyntheticConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import yaml
 from torch import nn
 
 from lightning_modules.networks import NetworkConfig, build_model
-from sar_synthetic.generator import demo_data_complete
+from sar_synthetic.layout_writer import demo_data_complete
 from tests.helpers.cli import REPO, run_cli
 from tests.helpers.data import TINY
 
