@@ -2,8 +2,8 @@
 
 Run folder layout (``<run>`` = ``spec.run_dir``)::
 
-    <run>/stage1/<labeller>/     the demo's official labeller, if any (with pseudo_labels/<labeller>/ and
-                                 official_labels/: its set installed as OEM-SAR train/labels)
+    <run>/<preparation stage>/   the data preparation's stages, if any (the demo's: data/, and its
+                                 official labeller's stage1/<labeller>/, pseudo_labels/<labeller>/, official_labels/)
     <run>/stage1/<model>/        checkpoints/{best-*,last}.ckpt, config.yaml, wandb/
     <run>/pseudo_labels/<model>/ config.yaml, wandb/   (the set itself: OEM-SAR train/labels_pl/<run name>-<model>/)
     <run>/selection/                                   (the set: train/labels_pl/<run name>-selected/)
@@ -24,18 +24,14 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
 
 from datamodules.layout import OEM_SAR_DIR, label_folder
 from sar_pipeline.launch import trainer_layout_args
-from sar_pipeline.official_labels import official_labels_marker
 from sar_pipeline.spec import PipelineSpec, Stage1Model, Stage2Model, resolve_config
 from sar_tracking.artifacts import ArtifactRef
 
-StageKind = Literal[
-    "data", "official_labels", "stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation"
-]
-STAGE_KINDS: tuple[StageKind, ...] = get_args(StageKind)
+STAGE_KINDS = ("stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation")
+"""The kinds of the method's stages, in order (a data preparation adds kinds of its own, e.g. ``data``)."""
 MARKER = "stage.json"
 
 
@@ -45,7 +41,7 @@ class Stage:
 
     Attributes:
         id: ``<kind>`` or ``<kind>/<model>``; also its folder under the run folder and its W&B name.
-        kind: what the stage does.
+        kind: what the stage does (one of ``STAGE_KINDS``, or a data preparation's kind).
         subcommand: the ``cli.py`` subcommand.
         arguments: builds the arguments after the subcommand when the stage starts (paths of
             earlier stages' checkpoints and the resume checkpoint are only known then).
@@ -54,11 +50,14 @@ class Stage:
         outputs: paths that must exist for the stage to count as complete.
         produces: the W&B artifact the stage's output becomes.
         uses: the W&B artifacts it reads.
-        complete_check: overrides the marker test (the demo data has a marker of its own).
+        complete_check: overrides the marker test (e.g. generated data has a marker of its own).
+        skip_reason: when the stage starts, why it does not apply to this data (None: it runs), e.g.
+            no test labels to score against.
+        tracked: a one-process stage gets a W&B run of its own after it finished.
     """
 
     id: str
-    kind: StageKind
+    kind: str
     subcommand: str
     arguments: Callable[[], list[str]]
     folder: Path
@@ -67,6 +66,8 @@ class Stage:
     produces: ArtifactRef | None = None
     uses: list[ArtifactRef] = field(default_factory=list)
     complete_check: Callable[[], bool] | None = None
+    skip_reason: Callable[[], str | None] | None = None
+    tracked: bool = True
 
     def is_complete(self) -> bool:
         """True when the stage finished before and its outputs are still there."""
@@ -125,7 +126,8 @@ def resume_checkpoint(folder: Path) -> Path | None:
     return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
 
 
-def _checkpoint_or_placeholder(folder: Path, stage_id: str) -> str:
+def checkpoint_or_placeholder(folder: Path, stage_id: str) -> str:
+    """The best checkpoint of a fit stage's folder, or a placeholder naming it (a dry run, before the fit)."""
     path = best_checkpoint(folder)
     return str(path) if path else f"<best checkpoint of {stage_id}>"
 
@@ -164,7 +166,8 @@ class StageBuilder:
         """Hard labels of a label set (``official`` = ``train/labels``)."""
         return label_folder(self.root, "train", name)
 
-    def _set_ref(self, name: str) -> ArtifactRef:
+    def set_ref(self, name: str) -> ArtifactRef:
+        """The W&B artifact of a label set."""
         return ArtifactRef(f"labels-{name}", "pseudo-labels", str(self.set_folder(name)))
 
     def _model_ref(self, stage: str, model: str) -> ArtifactRef:
@@ -192,7 +195,6 @@ class StageBuilder:
             f"--trainer.default_root_dir={folder}",
             f"--trainer.logger={json.dumps(logger)}",
             f"--data.init_args.root={self.root}",
-            "--data.init_args.demo_data=false",
             *trainer_layout_args(self.spec.launch),
         ]
 
@@ -215,60 +217,19 @@ class StageBuilder:
         return [*self.lightning_args(stage_id, folder, configs, extra), f"--trainer.callbacks={json.dumps(callbacks)}"]
 
     # --- stages ------------------------------------------------------------------------------------
-    def data_stage(self) -> Stage:
-        settings = [f"--settings.{k}={json.dumps(v)}" for k, v in asdict(self.spec.demo_settings).items()]
-        return Stage(
-            "data",
-            "data",
-            "make-demo-data",
-            lambda: [f"--root={self.root}", *settings],
-            self.run / "data",
-            # Data is generated only into a missing data root: an existing one (real data too) is used as it is.
-            complete_check=lambda: self.root.is_dir() and any(self.root.iterdir()),
-        )
-
-    def official_label_stages(self, labeller: Stage1Model) -> list[Stage]:
-        """Fit the source-only labeller, write its set, install the set as ``train/labels``.
-
-        All three count as complete once the data root records installed official labels, so a
-        second run on the same data (or a resumed one) never relabels it.
-        """
-        marker = official_labels_marker(self.root)
-        stages = self.stage1_stages(labeller)
-        for stage in stages:
-            stage.complete_check = lambda stage=stage: marker.is_file() or stage.has_finished()
-        label_set = self.set_name(labeller.name)
-        fit_folder = self.run / "stage1" / labeller.name
-        stages.append(
-            Stage(
-                "official_labels",
-                "official_labels",
-                "install-official-labels",
-                lambda: [
-                    f"--root={self.root}",
-                    f"--label_set={label_set}",
-                    f"--checkpoint={_checkpoint_or_placeholder(fit_folder, f'stage1/{labeller.name}')}",
-                ],
-                self.run / "official_labels",
-                produces=self._set_ref("official"),
-                uses=[self._set_ref(label_set)],
-                complete_check=marker.is_file,
-            )
-        )
-        return stages
-
     def stage1_stages(self, model: Stage1Model) -> list[Stage]:
+        """Fit a stage-1 model, then write its pseudo-label set."""
         fit_folder, predict_folder = self.run / "stage1" / model.name, self.run / "pseudo_labels" / model.name
         fit_id, predict_id = f"stage1/{model.name}", f"pseudo_labels/{model.name}"
         produced = ArtifactRef(f"stage1-{model.name}-{self.name}", "model")
         pseudo = self.set_name(model.name)
 
         def predict_arguments() -> list[str]:
-            lineage = _lineage(self._set_ref(pseudo), [self._model_ref("stage1", model.name)])
+            lineage = _lineage(self.set_ref(pseudo), [self._model_ref("stage1", model.name)])
             return [
                 *self.predict_args(predict_id, predict_folder, model.configs, model.args, lineage),
                 f"--data.init_args.pseudo_label_set={pseudo}",
-                f"--ckpt_path={_checkpoint_or_placeholder(fit_folder, fit_id)}",
+                f"--ckpt_path={checkpoint_or_placeholder(fit_folder, fit_id)}",
             ]
 
         return [
@@ -308,8 +269,8 @@ class StageBuilder:
             ],
             self.run / "selection",
             outputs=[self.set_folder(output)],
-            produces=self._set_ref(output),
-            uses=[self._set_ref(s) for s in sets],
+            produces=self.set_ref(output),
+            uses=[self.set_ref(s) for s in sets],
         )
 
     def stage2_stages(self, model: Stage2Model) -> list[Stage]:
@@ -319,12 +280,10 @@ class StageBuilder:
 
         def fit_arguments() -> list[str]:
             extra = [*model.args, f"--data.init_args.label_set={labels}"]
-            uses = [self._set_ref(labels)]
+            uses = [self.set_ref(labels)]
             if model.init_from:
                 folder = self.run / "stage1" / model.init_from
-                extra.append(
-                    f"--model.init_args.network.encoder_weights={_checkpoint_or_placeholder(folder, 'stage1')}"
-                )
+                extra.append(f"--model.init_args.network.encoder_weights={checkpoint_or_placeholder(folder, 'stage1')}")
                 uses.append(self._model_ref("stage1", model.init_from))
             produced = ArtifactRef(f"stage2-{model.name}-{self.name}", "model")
             return self.fit_args(fit_id, fit_folder, model.configs, extra, _lineage(produced, uses))
@@ -337,7 +296,7 @@ class StageBuilder:
             return [
                 *self.predict_args(maps_id, maps_folder, model.configs, model.args, lineage),
                 f"--data.init_args.prediction_dir={maps_folder}",
-                f"--ckpt_path={_checkpoint_or_placeholder(fit_folder, fit_id)}",
+                f"--ckpt_path={checkpoint_or_placeholder(fit_folder, fit_id)}",
             ]
 
         return [
@@ -390,7 +349,7 @@ class StageBuilder:
     def evaluation_stage(self) -> Stage:
         folder = self.run / "evaluation"
         sets = sorted({self.labels_of(m) for m in self.spec.stage2} | {self.set_name(m.name) for m in self.spec.stage1})
-        train = self.root / OEM_SAR_DIR / "train"
+        train, test_labels = self.root / OEM_SAR_DIR / "train", self.root / OEM_SAR_DIR / "test" / "labels"
         label_sets = [str(self.set_folder(s).relative_to(train)) for s in sets]
         return Stage(
             "evaluation",
@@ -404,14 +363,18 @@ class StageBuilder:
             ],
             folder,
             outputs=[folder / "scores.json"],
+            skip_reason=lambda: None if test_labels.is_dir() else f"{test_labels} does not exist (nothing to score on)",
         )
 
     def build(self) -> list[Stage]:
-        """All stages in order; the evaluation only when the test set has labels."""
+        """All stages in order: the data preparation's (for the data root it makes), then the method's.
+
+        Raises:
+            ValueError: two stages with the same id (e.g. a preparation's model named like a stage-1 model).
+        """
         spec = self.spec
-        stages = [self.data_stage()] if spec.demo_data else []
-        if spec.demo_data and spec.demo_official_labeller:
-            stages += self.official_label_stages(spec.demo_official_labeller)
+        prepare = spec.prepare
+        stages = prepare.stages(self) if prepare is not None and prepare.prepares(self.root) else []
         for model in spec.stage1:
             stages += self.stage1_stages(model)
         if spec.selection != "none":
@@ -421,4 +384,8 @@ class StageBuilder:
         if spec.stage2:
             stages.append(self.submission_stage())
             stages.append(self.evaluation_stage())
+        ids = [s.id for s in stages]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"stage ids used twice: {twice} (rename a model)")
         return stages

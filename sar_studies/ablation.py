@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from sar_pipeline.official_labels import official_labels_marker
+from sar_demo.official_labels import official_labels_marker
 from sar_pipeline.stages import best_checkpoint
 from sar_studies.plot import bar_chart
 from sar_studies.processes import child_environment
@@ -101,6 +101,18 @@ def stage2_variants(stage1: list[str], quick: bool) -> dict[str, tuple[str, str,
     return variants
 
 
+def preparation(base: dict[str, Any], data: Path, settings: dict[str, Any], labeller_args: list[str] | None) -> dict:
+    """The base pipeline's data preparation, pointed at ``data`` with ``settings``; its official
+    labeller (if any) gets ``labeller_args`` added, or is dropped when they are None."""
+    if "prepare" not in base:
+        raise SystemExit("the base pipeline has no 'prepare' step: the study needs generated data with a clean truth")
+    init = {**base["prepare"].get("init_args", {}), "root": str(data), "settings": settings}
+    labeller = init.pop("official_labeller", None)
+    if labeller and labeller_args is not None:
+        init["official_labeller"] = {**labeller, "args": [*labeller.get("args", []), *labeller_args]}
+    return {"class_path": base["prepare"]["class_path"], "init_args": init}
+
+
 def study_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, quick: bool, size: dict) -> dict:
     """The pipeline holding every stage-1 and stage-2 variant for one seed."""
     s1_base, s2_base = base["stage1"][0], base["stage2"][0]
@@ -124,8 +136,8 @@ def study_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, qu
         )
     pipeline = {
         "data_root": str(data),
-        "demo_data": True,
-        "demo_settings": size["data"],
+        # the official labels: a source-only model with the stage-1 variants' budget
+        "prepare": preparation(base, data, size["data"], labeller_args=size["stage1"]),
         "run_dir": str(folder),
         "seed": seed,
         "stage1": stage1,
@@ -134,9 +146,6 @@ def study_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, qu
     }
     if not quick:
         pipeline |= {"selection": "agreement", "selection_models": VOTERS}
-    labeller = base.get("demo_official_labeller")
-    if labeller:  # the official labels: a source-only model with the stage-1 variants' budget
-        pipeline["demo_official_labeller"] = {**labeller, "args": [*labeller.get("args", []), *size["stage1"]]}
     return pipeline
 
 
@@ -146,8 +155,7 @@ def noise_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, no
     args = [*s2_base.get("args", []), *size["stage2"]]
     return {
         "data_root": str(data),
-        "demo_data": True,
-        "demo_settings": {**size["data"], "label_noise": noise},
+        "prepare": preparation(base, data, {**size["data"], "label_noise": noise}, labeller_args=None),
         "run_dir": str(folder),
         "seed": seed,
         "stage2": [
@@ -255,7 +263,8 @@ def main() -> None:
 
     def main_job(seed: int) -> dict[str, Any]:
         folder = out / f"seed{seed}"
-        if seed != args.seeds[0] and "demo_official_labeller" in base:  # the first seed's run prepares the data
+        labelled = "official_labeller" in base.get("prepare", {}).get("init_args", {})
+        if seed != args.seeds[0] and labelled:  # the first seed's run prepares the data
             while not prepared.is_file():
                 if failed.is_set():
                     raise SystemExit(f"seed {seed} not run: preparing {out / 'data'} failed")
@@ -332,7 +341,7 @@ def main() -> None:
 def study_size(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     """The data settings and the per-fit arguments of both stages at the study's (or the quick) size."""
     steps1, steps2 = (4, 4) if args.quick else args.steps
-    demo = {**asdict(SyntheticConfig()), **base.get("demo_settings", {})}
+    demo = {**asdict(SyntheticConfig()), **base.get("prepare", {}).get("init_args", {}).get("settings", {})}
     data = asdict(SyntheticConfig.tiny()) if args.quick else demo
     if args.quick:
         smaller = ["--data.init_args.crop_size=64", "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",

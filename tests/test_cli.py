@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,9 +10,7 @@ import yaml
 from torch import nn
 
 from lightning_modules.networks import NetworkConfig, build_model
-from sar_synthetic.layout_writer import demo_data_complete
 from tests.helpers.cli import REPO, run_cli
-from tests.helpers.data import TINY
 
 
 def is_pipeline_config(path: Path) -> bool:
@@ -28,13 +24,12 @@ DEMO_CONFIGS = [p for p in LIGHTNING_CONFIGS if p.name.startswith("demo")]
 
 
 @pytest.mark.slow
-def test_fit_generates_data_writes_checkpoints_and_logs_miou(tmp_path: Path) -> None:
+def test_fit_writes_checkpoints_and_logs_miou(tmp_path: Path, tiny_root: Path) -> None:
     out = tmp_path / "run"
     result = run_cli(
         "fit",
         "--config", str(REPO / "experiments/demo_sar.yaml"),
-        "--data.root", str(tmp_path / "fresh"),
-        *[f"--data.demo_settings.{k}={json.dumps(v)}" for k, v in asdict(TINY).items()],
+        "--data.root", str(tiny_root),
         "--data.crop_size", "64",
         "--data.batch_size", "2",
         "--data.num_workers", "0",
@@ -62,7 +57,7 @@ def test_fit_generates_data_writes_checkpoints_and_logs_miou(tmp_path: Path) -> 
     result = run_cli(
         "predict",
         "--config", str(REPO / "experiments/demo_sar.yaml"),
-        "--data.root", str(tmp_path / "fresh"),
+        "--data.root", str(tiny_root),
         "--data.num_workers", "0",
         "--ckpt_path", str(checkpoints["last.ckpt"]),
         "--model.init_args.inference.flips=[none,h]",
@@ -77,7 +72,14 @@ def test_fit_generates_data_writes_checkpoints_and_logs_miou(tmp_path: Path) -> 
     used = yaml.safe_load((predicted / "config.yaml").read_text())["model"]["init_args"]
     assert used["inference"]["flips"] == ["none", "h"] and used["inference"]["window"] == 64
     assert used["network"]["encoder"] == "resnet18"  # the checkpoint's network, not the command's
-    assert demo_data_complete(tmp_path / "fresh")
+
+
+def test_fit_on_a_missing_data_root_says_how_to_make_the_demo_data(tmp_path: Path) -> None:
+    result = run_cli("fit", "--config", str(REPO / "experiments/demo_sar.yaml"), "--data.root", "missing", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "missing: data root does not exist" in result.stderr
+    assert "python cli.py make-demo-data --root missing" in result.stderr
+    assert not (tmp_path / "missing").exists()  # the datamodule never generates data
 
 
 def test_print_config_shows_every_option() -> None:
@@ -89,7 +91,8 @@ def test_print_config_shows_every_option() -> None:
     assert model["loss"]["sce_beta"] == 2.0 and model["optim"]["head_lr_mult"] == 10.0
     assert set(model["network"]) >= {"arch", "encoder", "encoder_weights", "bn_momentum"}
     data = config["data"]["init_args"]
-    assert data["cat_max_ratio"] == 0.75 and data["demo_settings"]["tile_size"] > 0
+    assert data["cat_max_ratio"] == 0.75 and data["root"] == "data/demo"
+    assert not any(key.startswith("demo") for key in data)  # a datamodule knows only a data root
     assert config["checkpoint"]["monitor"] == "val/mIoU"
 
 

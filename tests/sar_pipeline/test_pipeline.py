@@ -36,9 +36,8 @@ def make_spec(tmp_path: Path, **changes: object) -> PipelineSpec:
 
 
 def test_stages_come_in_method_order_with_fixed_paths(tmp_path: Path) -> None:
-    stages = StageBuilder(make_spec(tmp_path, demo_data=True)).build()
+    stages = StageBuilder(make_spec(tmp_path)).build()
     assert [s.id for s in stages] == [
-        "data",
         "stage1/a",
         "pseudo_labels/a",
         "stage1/b",
@@ -92,39 +91,6 @@ def test_an_interrupted_fit_resumes_from_its_newest_checkpoint(tmp_path: Path) -
     assert not stage.is_complete()
 
 
-def test_demo_data_is_generated_only_into_a_missing_data_root(tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, demo_data=True)
-    data_stage = StageBuilder(spec).build()[0]
-    assert data_stage.id == "data" and not data_stage.is_complete()
-    (tmp_path / "data" / "OpenEarthMap-SAR").mkdir(parents=True)  # e.g. the real download
-    assert data_stage.is_complete()
-
-
-def test_the_demo_official_labeller_runs_once_per_data_root(tmp_path: Path) -> None:
-    labeller = Stage1Model("labeller", [STAGE1], ["--model.init_args.adaptation.enabled=false"])
-    spec = make_spec(tmp_path, demo_data=True, demo_official_labeller=labeller)
-    stages = StageBuilder(spec).build()
-    assert [s.id for s in stages[:5]] == [
-        "data",
-        "stage1/labeller",
-        "pseudo_labels/labeller",
-        "official_labels",
-        "stage1/a",
-    ]
-    install = stages[3]
-    assert install.subcommand == "install-official-labels" and "--label_set=run-labeller" in install.arguments()
-    assert not any(s.is_complete() for s in stages[1:4])
-    marker = tmp_path / "data" / "OpenEarthMap-SAR" / "train" / "OFFICIAL_LABELS.json"
-    marker.parent.mkdir(parents=True)
-    marker.write_text("{}")  # another run on the same data root installed them
-    assert all(s.is_complete() for s in stages[1:4]) and not stages[4].is_complete()
-
-    with pytest.raises(ValueError, match="demo_official_labeller needs demo_data"):
-        check_spec(make_spec(tmp_path, demo_official_labeller=labeller))
-    with pytest.raises(ValueError, match="'a' used twice"):
-        check_spec(make_spec(tmp_path, demo_data=True, demo_official_labeller=Stage1Model("a", [STAGE1])))
-
-
 def test_a_stage_starts_its_own_wandb_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The runner's own W&B runs (tool stages) set WANDB_SERVICE; a stage sharing that service would
     # leave its offline run to be written after it exited, and cannot reach it from another node.
@@ -170,9 +136,18 @@ def test_invalid_pipelines_are_rejected_with_every_problem(tmp_path: Path) -> No
         assert expected in message
 
 
-def test_missing_data_root_without_demo_is_a_clear_error(tmp_path: Path) -> None:
+def test_missing_data_root_without_a_preparation_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="data root does not exist"):
         run_pipeline(make_spec(tmp_path), dry_run=True)
+
+
+def test_two_stages_with_one_id_are_rejected(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, selection="none", stage1=[Stage1Model("a", [STAGE1])])
+    spec.stage2 = [Stage2Model("a", [STAGE2])]
+    StageBuilder(spec).build()  # stage1/a and stage2/a differ
+    spec.stage1 = [Stage1Model("a", [STAGE1]), Stage1Model("a", [STAGE1])]
+    with pytest.raises(ValueError, match=r"stage ids used twice: \['pseudo_labels/a', 'stage1/a'\]"):
+        StageBuilder(spec).build()
 
 
 def test_slurm_stages_run_through_srun_with_the_allocation_layout(
@@ -214,12 +189,13 @@ def test_pipeline_configs_parse_and_dry_run(tmp_path: Path) -> None:
         init = parser.instantiate(cfg)
         spec = PipelineSpec(**{k: init[k] for k in PipelineSpec.__dataclass_fields__})
         check_spec(spec)
-    result = subprocess.run(
+    result = subprocess.run(  # the demo's own data root, data/demo, relative to the working folder
         [sys.executable, str(REPO / "cli.py"), "pipeline", f"--config={REPO / 'experiments/demo.yaml'}",
-         f"--run_dir={tmp_path / 'run'}", f"--data_root={tmp_path / 'data'}", "--dry-run"],
+         f"--run_dir={tmp_path / 'run'}", "--dry-run"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "[data] (would run)" in result.stdout and " make-demo-data " in result.stdout
     assert "[stage1/adapted] (would run)" in result.stdout and " fit --config=" in result.stdout
     assert "[submission] (would run)" in result.stdout
     assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()  # a dry run writes nothing

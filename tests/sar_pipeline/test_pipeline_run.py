@@ -23,9 +23,11 @@ from tests.helpers.data import TINY
 def tiny_pipeline(folder: Path, group: str) -> Path:
     """The demo pipeline at a tiny size: the official labeller, one stage-1 model, the method and the baseline."""
     demo = yaml.safe_load((REPO / "experiments/demo.yaml").read_text())
-    demo.update(data_root=str(folder / "data"), run_dir=str(folder / "run"), demo_settings=asdict(TINY))
+    demo.update(data_root=str(folder / "data"), run_dir=str(folder / "run"))
+    preparation = demo["prepare"]["init_args"]
+    preparation.update(root=str(folder / "data"), settings=asdict(TINY))
     demo["tracking"] = {"group": group}
-    for model in demo["stage1"] + demo["stage2"] + [demo["demo_official_labeller"]]:
+    for model in demo["stage1"] + demo["stage2"] + [preparation["official_labeller"]]:
         model["args"] = model.get("args", []) + TINY_STAGE_ARGS
     path = folder / "tiny_pipeline.yaml"
     path.write_text(yaml.safe_dump(demo))
