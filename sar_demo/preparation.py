@@ -9,7 +9,6 @@ relabelling, and a missing one is an error.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -60,12 +59,12 @@ class DemoPreparation(DataPreparation):
     def stages(self, builder: StageBuilder) -> list[Stage]:
         """``data`` (generate, unless complete), then the labeller's fit, predict and install stages."""
         root = builder.root
-        settings = [f"--settings.{k}={json.dumps(v)}" for k, v in asdict(self.settings).items()]
+        settings = {"root": str(root), "settings": asdict(self.settings)}
         data = Stage(
             "data",
             "data",
             "make-demo-data",
-            lambda: [f"--root={root}", *settings],
+            lambda: settings,
             builder.run / "data",
             complete_check=lambda: demo_data_complete(root),
             tracked=False,
@@ -96,11 +95,11 @@ class DemoPreparation(DataPreparation):
             "official_labels",
             "official_labels",
             "install-official-labels",
-            lambda: [
-                f"--root={root}",
-                f"--label_set={label_set}",
-                f"--checkpoint={checkpoint_or_placeholder(fit_folder, f'stage1/{labeller.name}')}",
-            ],
+            lambda: {
+                "root": str(root),
+                "label_set": label_set,
+                "checkpoint": checkpoint_or_placeholder(fit_folder, f"stage1/{labeller.name}"),
+            },
             builder.run / "official_labels",
             produces=builder.set_ref("official"),
             uses=[builder.set_ref(label_set)],

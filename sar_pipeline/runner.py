@@ -11,6 +11,7 @@ import os
 import shlex
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -19,7 +20,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from sar_pipeline.launch import command_prefix
 from sar_pipeline.spec import PipelineSpec, check_spec
-from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name
+from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name, settings_text
 from sar_tracking.tool_runs import track_tool_stage, wandb_sync_hint
 
 
@@ -71,7 +72,7 @@ def select_stages(stages: list[Stage], start: str | None, only: str | None) -> l
 
 
 def stage_command(spec: PipelineSpec, stage: Stage) -> list[str]:
-    """The full command line of a stage as it would start now."""
+    """The full command line of a stage; its last ``--config`` is the stage's settings file."""
     return [*command_prefix(spec.launch, stage.distributed), stage.subcommand, *stage.arguments()]
 
 
@@ -170,6 +171,7 @@ def run_pipeline(
         if dry_run:
             state = "complete, would be skipped" if stage.is_complete() and not rerun else "would run"
             print(f"[{stage.id}] ({state})\n  {shlex.join(stage_command(spec, stage))}")
+            print(textwrap.indent(f"{stage.settings_file.name}:\n{settings_text(stage.settings()).rstrip()}", "    "))
             continue
         if stage.is_complete() and not rerun:
             print(f"[{stage.id}] complete, skipped")
@@ -177,6 +179,7 @@ def run_pipeline(
         if rerun:
             _move_aside([*stage.outputs, stage.folder / "checkpoints"])
         stage.clear_mark()
+        settings = stage.write_settings()  # after moving old checkpoints aside: they decide the resume point
         command = stage_command(spec, stage)
         print(f"[{stage.id}] {shlex.join(command)}", flush=True)
         stage_start = time.perf_counter()
@@ -186,7 +189,7 @@ def run_pipeline(
                 f"stage {stage.id} failed (exit code {code}); its log: {stage.folder / 'stage.log'}. "
                 "Re-run the same command to resume from there."
             )
-        stage.mark_complete(command)
+        stage.mark_complete(command, settings)
         if not stage.distributed and stage.tracked:
             track_tool_stage(spec, stage)
         print(f"[{stage.id}] done in {time.perf_counter() - stage_start:.1f} s", flush=True)

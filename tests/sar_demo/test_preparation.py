@@ -61,7 +61,7 @@ def test_the_data_stage_is_complete_only_with_a_complete_synthetic_root(tmp_path
 def test_the_official_labeller_runs_once_per_data_root(tmp_path: Path) -> None:
     stages = StageBuilder(demo_spec(tmp_path, tmp_path / "demo")).build()
     install = stages[3]
-    assert install.subcommand == "install-official-labels" and "--label_set=run-labeller" in install.arguments()
+    assert install.subcommand == "install-official-labels" and install.settings()["label_set"] == "run-labeller"
     assert not any(s.is_complete() for s in stages[1:4])
     marker = tmp_path / "demo" / "OpenEarthMap-SAR" / "train" / "OFFICIAL_LABELS.json"
     marker.parent.mkdir(parents=True)

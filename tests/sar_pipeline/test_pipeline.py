@@ -61,15 +61,15 @@ def test_stage2_gets_labels_by_path_and_stage1_weights_by_model_argument(tmp_pat
     best = tmp_path / "run" / "stage1" / "a" / "checkpoints" / "best-10.ckpt"
     best.parent.mkdir(parents=True)
     best.touch()
-    method = stages["stage2/method"].arguments()
-    assert "--data.init_args.label_set=run-selected" in method
-    assert f"--model.init_args.network.encoder_weights={best.resolve()}" in method
-    assert not any(a.startswith("--ckpt_path") for a in method)  # a fresh fit: no checkpoint to resume
-    assert "--data.init_args.label_set=official" in stages["stage2/baseline"].arguments()
-    selection = stages["selection"].arguments()
-    assert '--sets=["run-a", "run-b"]' in selection and "--mode=agreement" in selection
-    submission = stages["submission"].arguments()
-    assert any("maps/method/soft" in a for a in submission) and not any("baseline" in a for a in submission)
+    method = stages["stage2/method"].settings()
+    assert method["data"]["init_args"]["label_set"] == "run-selected"
+    assert method["model"]["init_args"]["network"]["encoder_weights"] == str(best.resolve())
+    assert "ckpt_path" not in method  # a fresh fit: no checkpoint to resume
+    assert stages["stage2/baseline"].settings()["data"]["init_args"]["label_set"] == "official"
+    selection = stages["selection"].settings()
+    assert selection["sets"] == ["run-a", "run-b"] and selection["mode"] == "agreement"
+    soft_dirs = stages["submission"].settings()["soft_dirs"]
+    assert soft_dirs == [str((tmp_path / "run" / "maps" / "method" / "soft").resolve())]
 
 
 def test_an_interrupted_fit_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:
@@ -78,14 +78,14 @@ def test_an_interrupted_fit_resumes_from_its_newest_checkpoint(tmp_path: Path) -
     last = stage.folder / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
     last.touch()
-    assert f"--ckpt_path={last}" in stage.arguments()
+    assert stage.settings()["ckpt_path"] == str(last)
     hpc = stage.folder / "hpc_ckpt_1.ckpt"  # written by Lightning on SLURM's SIGUSR1
     hpc.touch()
     os.utime(last, (1, 1))
     assert resume_checkpoint(stage.folder) == hpc
-    assert f"--ckpt_path={hpc}" in stage.arguments()
+    assert stage.settings()["ckpt_path"] == str(hpc)
     assert not stage.is_complete()
-    stage.mark_complete(["cmd"])
+    stage.mark_complete(["cmd"], {})
     assert stage.is_complete()
     last.unlink()  # an output went missing: not complete any more
     assert not stage.is_complete()
@@ -119,7 +119,7 @@ def test_selection_can_combine_a_subset_of_the_stage1_models(tmp_path: Path) -> 
     spec.selection_models = ["a", "b"]
     check_spec(spec)
     selection = next(s for s in StageBuilder(spec).build() if s.id == "selection")
-    assert '--sets=["run-a", "run-b"]' in selection.arguments()
+    assert selection.settings()["sets"] == ["run-a", "run-b"]
     spec.selection_models = ["a", "zzz"]
     with pytest.raises(ValueError, match="'zzz' is not a stage-1 model"):
         check_spec(spec)
@@ -160,7 +160,9 @@ def test_slurm_stages_run_through_srun_with_the_allocation_layout(
     fit = stage_command(spec, stages["stage2/method"])
     assert fit[:4] == ["srun", "--nodes=2", "--ntasks-per-node=4", "--kill-on-bad-exit=1"]
     assert fit[5:7] == [str(REPO / "cli.py"), "fit"]
-    assert "--trainer.num_nodes=2" in fit and "--trainer.devices=4" in fit
+    assert fit[-1] == f"--config={stages['stage2/method'].settings_file}"
+    trainer = stages["stage2/method"].settings()["trainer"]
+    assert trainer["num_nodes"] == 2 and trainer["devices"] == 4
     assert stage_command(spec, stages["selection"])[:3] == ["srun", "--nodes=1", "--ntasks=1"]
     # A requeued job keeps its id, so its stages continue the same W&B runs.
     assert wandb_id(spec, "stage2/method") == "slurm4242-stage2-method"
