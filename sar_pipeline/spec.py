@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
+from lightning_modules.config_bases import resolve_config
 from sar_pipeline.preparation import DataPreparation
 
 Selection = Literal["none", "agreement", "soft_ensemble"]
@@ -24,7 +24,8 @@ class Stage1Model:
 
     Attributes:
         name: short name; its pseudo-label set is ``<run name>-<name>``.
-        configs: LightningCLI config files, applied in order.
+        configs: LightningCLI config files, applied in order (each after the fragments it names under
+            ``base:``), e.g. an experiment and a variant fragment of ``experiments/variants/``.
         args: extra LightningCLI arguments, e.g. ``["--trainer.max_steps=600"]``.
     """
 
@@ -39,7 +40,8 @@ class Stage2Model:
 
     Attributes:
         name: short name.
-        configs: LightningCLI config files, applied in order.
+        configs: LightningCLI config files, applied in order (each after the fragments it names under
+            ``base:``), e.g. ``[experiments/demo_sar.yaml, experiments/variants/ce_baseline.yaml]``.
         args: extra LightningCLI arguments, e.g. ``["--model.init_args.loss.ce_weight=1"]``.
         labels: ``pseudo`` (the pipeline's pseudo-label set: the selection, or the first stage-1
             model's set), ``official`` (``train/labels``) or the name of an existing set.
@@ -142,15 +144,6 @@ class PipelineSpec:
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-REPO = Path(__file__).resolve().parents[1]
-
-
-def resolve_config(path: str) -> Path:
-    """A stage config file: as given (relative to the working folder), else relative to the repository."""
-    given = Path(path)
-    if given.is_file() or given.is_absolute():
-        return given
-    return REPO / given if (REPO / given).is_file() else given
 
 
 def model_problems(stage: str, models: list[Stage1Model] | list[Stage2Model]) -> list[str]:

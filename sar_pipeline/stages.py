@@ -33,8 +33,9 @@ from typing import Any
 import yaml
 
 from datamodules.layout import OEM_SAR_DIR, label_folder
+from lightning_modules.config_bases import resolve_config
 from sar_pipeline.launch import trainer_layout
-from sar_pipeline.spec import PipelineSpec, Stage1Model, Stage2Model, resolve_config
+from sar_pipeline.spec import PipelineSpec, Stage1Model, Stage2Model
 from sar_tracking.artifacts import ArtifactRef
 
 STAGE_KINDS = ("stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation")

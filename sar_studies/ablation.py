@@ -38,7 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -52,29 +52,32 @@ from sar_synthetic.config import SyntheticConfig
 REPO = Path(__file__).resolve().parents[1]
 
 CLI = [sys.executable, str(REPO / "cli.py")]
-CE = [
-    "--model.init_args.loss.ce_weight=1",
-    "--model.init_args.loss.sce_weight=0",
-    "--model.init_args.loss.lovasz_weight=0",
-]
-SCE_ONLY = ["--model.init_args.loss.lovasz_weight=0"]
-LARGER = ["--model.init_args.network.encoder=resnet34"]
-NO_RAA = "--data.init_args.raa_p=0"
-WEIGHTING = "--model.init_args.adaptation.weighting"
 
-# name -> (what it shows, extra stage-1 arguments)
+
+class Change(NamedTuple):
+    """What a variant adds to the base pipeline's model: config fragments, then arguments."""
+
+    configs: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+SAME = Change()
+SOURCE_ONLY = Change(configs=("experiments/variants/source_only.yaml",))
+NO_RAA = Change(configs=("experiments/variants/no_raa.yaml",))
+CE = Change(configs=("experiments/variants/ce_baseline.yaml",))
+SCE_ONLY = Change(args=("--model.init_args.loss.lovasz_weight=0",))
+LARGER = Change(args=("--model.init_args.network.encoder=resnet34",))
+
+# name -> (what it shows, its change to the base stage-1 model)
 STAGE1 = {
-    "source_only": (
-        "no adaptation, no RAA",
-        ["--model.init_args.adaptation.enabled=false", "--data.init_args.raa_p=0"],
-    ),
-    "mean_teacher": ("mean teacher without RAA", [NO_RAA]),
-    "mt_raa": ("mean teacher + RAA (the method)", []),
+    "source_only": ("no adaptation, no RAA", SOURCE_ONLY),
+    "mean_teacher": ("mean teacher without RAA", NO_RAA),
+    "mt_raa": ("mean teacher + RAA (the method)", SAME),
     "pixel_threshold": (
         "hard pixel threshold instead of image weights",
-        ["--model.init_args.adaptation.weighting=pixel_threshold"],
+        Change(args=("--model.init_args.adaptation.weighting=pixel_threshold",)),
     ),
-    "no_weighting": ("every pseudo-label weighs 1", ["--model.init_args.adaptation.weighting=none"]),
+    "no_weighting": ("every pseudo-label weighs 1", Change(args=("--model.init_args.adaptation.weighting=none",))),
 }
 VOTERS = ["mt_raa", "mean_teacher"]
 QUICK_STAGE1 = ("source_only", "mt_raa")
@@ -86,19 +89,28 @@ TEST_TIME = {
 }
 
 
-def stage2_variants(stage1: list[str], quick: bool) -> dict[str, tuple[str, str, list[str]]]:
-    """name -> (what it shows, label source, extra stage-2 arguments); a label source is a stage-1
-    variant, ``official`` or ``agreement``."""
-    variants = {f"sar_on_{name}": (f"SAR model on the {name} pseudo-labels", name, []) for name in stage1}
+def stage2_variants(stage1: list[str], quick: bool) -> dict[str, tuple[str, str, Change]]:
+    """name -> (what it shows, label source, its change to the base stage-2 model); a label source is a
+    stage-1 variant, ``official`` or ``agreement``."""
+    variants = {f"sar_on_{name}": (f"SAR model on the {name} pseudo-labels", name, SAME) for name in stage1}
     variants["ce"] = ("plain CE on the method's pseudo-labels", METHOD_SET, CE)
     variants["sce"] = ("SCE without Lovasz on the method's pseudo-labels", METHOD_SET, SCE_ONLY)
     if quick:
         return variants
-    variants["official_sce"] = ("SCE + Lovasz on the official labels", "official", [])
+    variants["official_sce"] = ("SCE + Lovasz on the official labels", "official", SAME)
     variants["official_ce"] = ("the contest baseline: CE on the official labels", "official", CE)
-    variants["agreement"] = (f"agreement of {' and '.join(VOTERS)}", "agreement", [])
+    variants["agreement"] = (f"agreement of {' and '.join(VOTERS)}", "agreement", SAME)
     variants["larger_encoder"] = ("ResNet-34 SAR encoder on the method's pseudo-labels", METHOD_SET, LARGER)
     return variants
+
+
+def changed(base_model: dict[str, Any], name: str, change: Change, size_args: list[str]) -> dict[str, Any]:
+    """A pipeline model: the base model with a variant's fragments and arguments, at the study's size."""
+    return {
+        "name": name,
+        "configs": [*base_model["configs"], *change.configs],
+        "args": [*base_model.get("args", []), *change.args, *size_args],
+    }
 
 
 def preparation(base: dict[str, Any], data: Path, settings: dict[str, Any], labeller_args: list[str] | None) -> dict:
@@ -118,22 +130,11 @@ def study_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, qu
     s1_base, s2_base = base["stage1"][0], base["stage2"][0]
     names = list(QUICK_STAGE1 if quick else STAGE1)
     run_name = folder.name
-    stage1 = [
-        {"name": n, "configs": s1_base["configs"], "args": [*s1_base.get("args", []), *STAGE1[n][1], *size["stage1"]]}
-        for n in names
-    ]
+    stage1 = [changed(s1_base, n, STAGE1[n][1], size["stage1"]) for n in names]
     stage2 = []
-    for name, (_, source, args) in stage2_variants(names, quick).items():
+    for name, (_, source, change) in stage2_variants(names, quick).items():
         labels = {"official": "official", "agreement": "pseudo"}.get(source, f"{run_name}-{source}")
-        stage2.append(
-            {
-                "name": name,
-                "configs": s2_base["configs"],
-                "labels": labels,
-                "ensemble": False,
-                "args": [*s2_base.get("args", []), *args, *size["stage2"]],
-            }
-        )
+        stage2.append({**changed(s2_base, name, change, size["stage2"]), "labels": labels, "ensemble": False})
     pipeline = {
         "data_root": str(data),
         # the official labels: a source-only model with the stage-1 variants' budget
@@ -152,15 +153,14 @@ def study_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, qu
 def noise_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, noise: float, size: dict) -> dict:
     """Stage 2 alone on official labels of a given noise level: CE against SCE + Lovasz."""
     s2_base = base["stage2"][0]
-    args = [*s2_base.get("args", []), *size["stage2"]]
     return {
         "data_root": str(data),
         "prepare": preparation(base, data, {**size["data"], "label_noise": noise}, labeller_args=None),
         "run_dir": str(folder),
         "seed": seed,
         "stage2": [
-            {"name": "ce", "configs": s2_base["configs"], "labels": "official", "args": [*args, *CE]},
-            {"name": "sce_lovasz", "configs": s2_base["configs"], "labels": "official", "args": args},
+            {**changed(s2_base, "ce", CE, size["stage2"]), "labels": "official"},
+            {**changed(s2_base, "sce_lovasz", SAME, size["stage2"]), "labels": "official"},
         ],
         "tracking": {"group": f"ablation-noise{noise}"},
     }

@@ -95,6 +95,10 @@ def test_every_stage_writes_its_outputs_and_the_table_compares_method_and_baseli
     assert len(list((data / "OpenEarthMap-SAR/train/labels_noise_model").glob("*.tif"))) == len(train_rgb) + 1
     for model in ("method", "baseline"):
         assert list((run / "stage2" / model / "checkpoints").glob("best-*.ckpt"))
+        # The runner's tie-ins went in as the stage's last config, and are recorded with its command.
+        record = json.loads((run / "stage2" / model / "stage.json").read_text())
+        assert record["command"][-1] == f"--config={run / 'stage2' / model / 'runner_settings.yaml'}"
+        assert record["settings"]["data"]["init_args"]["root"] == str(data)
         assert sorted(p.name for p in (run / "maps" / model / "labels").glob("*.tif")) == test_tiles
         assert (run / "stage2" / model / "config.yaml").is_file()
     pngs = sorted(p.stem for p in (run / "submission").glob("*.png"))
