@@ -107,11 +107,12 @@ def test_every_fragment_parses_composed_and_applies_what_it_states(fragment: Pat
         assert {p: at(composed, p) for p in stated if p not in own} == {p: v for p, v in stated.items() if p not in own}
 
 
-def pipeline_stages(pipeline: Path, tmp_path: Path) -> tuple[PipelineSpec, list]:
-    """A pipeline file's stages on a tiny empty data root (its own preparation's, if it has one)."""
+def pipeline_stages(pipeline: Path, tmp_path: Path, *extra: str) -> tuple[PipelineSpec, list]:
+    """A pipeline file's stages on an empty data root (its own preparation's, if it has one)."""
     data = tmp_path / "data"
     data.mkdir()
     args = [f"--config={pipeline}", f"--data_root={data}", f"--run_dir={tmp_path / 'run'}", "--launch.launcher=local"]
+    args += extra
     if "prepare" in yaml.safe_load(pipeline.read_text()):
         args.append(f"--prepare.init_args.root={data}")
     parser = build_parser()
@@ -122,7 +123,9 @@ def pipeline_stages(pipeline: Path, tmp_path: Path) -> tuple[PipelineSpec, list]
 
 @pytest.mark.parametrize("pipeline", PIPELINES, ids=relative)
 def test_every_stage_config_of_every_pipeline_parses_as_it_would_run(pipeline: Path, tmp_path: Path) -> None:
-    spec, stages = pipeline_stages(pipeline, tmp_path)
+    # Every optional submission setting too, so that the submit stage's settings meet submit's options.
+    submission = ["--submission.class_weights=[0, 1, 1, 1, 1, 1, 1, 1, 1]", "--submission.nodata_min_area=5000"]
+    spec, stages = pipeline_stages(pipeline, tmp_path, *submission)
     for stage in stages:
         settings = stage.write_settings()
         if stage.distributed:
