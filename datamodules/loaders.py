@@ -77,6 +77,10 @@ class TileDataModule(L.LightningDataModule):
         self.root = Path(root)
         self.normaliser = normaliser
 
+    def prepare_data(self) -> None:
+        """Fail early on a missing data root: before the loggers start (``setup`` checks again on every rank)."""
+        self.check_root()
+
     def check_root(self) -> None:
         """Raise a one-line error naming the data root if it does not exist (called first by ``setup``).
 
