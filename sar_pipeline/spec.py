@@ -2,7 +2,9 @@
 
 Every stage model points at ordinary LightningCLI config files (the ones ``python cli.py fit
 --config ...`` accepts on their own) plus a few extra command-line arguments; the runner adds only
-what ties the stages together (data root, run paths, label set, seed, logger, launcher).
+what ties the stages together (data root, run paths, label set, seed, logger, launcher), as a
+settings file each stage gets as its last ``--config``. The spec knows a data root only; a
+``prepare`` step (e.g. the demo's) may make it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ they would run, tools included.
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import io
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,11 @@ def relative(path: Path) -> str:
 
 def print_config(args: list[str]) -> dict[str, Any]:
     """``cli.py <args> --print_config`` in this process: the resolved config (a failed parse fails the test)."""
+    return copy.deepcopy(_printed_config(tuple(args)))
+
+
+@functools.cache
+def _printed_config(args: tuple[str, ...]) -> dict[str, Any]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as done:
         run_lightning_cli([*args, "--print_config"])
