@@ -197,7 +197,9 @@ def test_pipeline_configs_parse_and_dry_run(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "[data] (would run)" in result.stdout and " make-demo-data " in result.stdout
+    assert "[data] (would run)" in result.stdout and f" make-demo-data --config={tmp_path / 'run'}" in result.stdout
+    # Each command is printed with the settings its last --config would hold.
+    assert f"    runner_settings.yaml:\n    root: {tmp_path / 'data' / 'demo'}\n" in result.stdout
     assert "[stage1/adapted] (would run)" in result.stdout and " fit --config=" in result.stdout
     assert "[submission] (would run)" in result.stdout
     assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()  # a dry run writes nothing
