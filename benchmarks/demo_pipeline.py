@@ -65,8 +65,10 @@ def main() -> None:
     overheads = []
     with tempfile.TemporaryDirectory() if args.work is None else contextlib.nullcontext(args.work) as tmp:
         for seed in args.seeds:
+            # The demo prepares (generates and labels) its data only into the root its preparation names.
             command = [*CLI, "pipeline", f"--config={REPO / args.config}", f"--data_root={tmp}/data",
-                       f"--run_dir={tmp}/seed{seed}", f"--seed={seed}", *extra]  # fmt: skip
+                       f"--prepare.init_args.root={tmp}/data", f"--run_dir={tmp}/seed{seed}", f"--seed={seed}",
+                       *extra]  # fmt: skip
             run = run_measured(command, cwd=REPO)
             if run.returncode != 0:
                 sys.exit(f"seed {seed}: pipeline failed\n{run.output[-4000:]}")

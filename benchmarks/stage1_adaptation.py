@@ -30,9 +30,9 @@ from sar_studies.statistics import format_mean_std, paired_differences
 
 REPO = Path(__file__).resolve().parents[1]
 
-VARIANTS: dict[str, list[str]] = {
-    "source-only": ["--model.init_args.adaptation.enabled", "false", "--data.init_args.raa_p", "0"],
-    "mean teacher": ["--data.init_args.raa_p", "0"],
+VARIANTS: dict[str, list[str]] = {  # the variant fragments of experiments/variants/, or arguments
+    "source-only": ["--config", str(REPO / "experiments/variants/source_only.yaml")],
+    "mean teacher": ["--config", str(REPO / "experiments/variants/no_raa.yaml")],
     "mean teacher + RAA": [],
     "mean teacher + RAA (area)": ["--data.init_args.raa_down_interpolation", "area"],
 }

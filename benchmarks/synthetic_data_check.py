@@ -21,9 +21,11 @@ import numpy as np
 from scipy import ndimage
 
 from datamodules.classes import CLASS_NAMES, NUM_CLASSES, SCORED_CLASSES
+from datamodules.layout import OEM_DIR, OEM_SAR_DIR
 from datamodules.rasters import read_label, read_raster
 from datamodules.resolution_alignment import ResolutionAlignment
-from sar_synthetic.generator import OEM_DIR, SAR_DIR, SyntheticConfig, generate_demo_data
+from sar_synthetic.config import SyntheticConfig
+from sar_synthetic.layout_writer import generate_demo_data
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -136,7 +138,7 @@ def raa_sharpness(images: list[np.ndarray], seed: int = 0) -> float:
 
 def report(root: Path, control: Path) -> None:
     """Print every figure of the check."""
-    sar = root / SAR_DIR
+    sar = root / OEM_SAR_DIR
     truth_paths = sorted((sar / "train" / "labels_truth").glob("*.tif"))
     truth = [read_label(p) for p in truth_paths]
     noisy = [read_label(sar / "train" / "labels" / p.name) for p in truth_paths]
@@ -167,7 +169,7 @@ def report(root: Path, control: Path) -> None:
     oem_train = oem_pairs(root, "train")
     for name, folder in (("default gap", root), ("domain_gap=0", control)):
         oem_val = oem_pairs(folder, "val")
-        target = load_pairs(folder / SAR_DIR / "train", "rgb_images", "labels_truth", bands=3)
+        target = load_pairs(folder / OEM_SAR_DIR / "train", "rgb_images", "labels_truth", bands=3)
         fit = oem_train if folder is root else oem_pairs(folder, "train")
         on_oem = score(fit, oem_val, rgb_features)
         on_target = score(fit, target, rgb_features)

@@ -1,4 +1,4 @@
-"""What the stage-1 and stage-2 datamodules share: loaders (sampling, seeding), normalisation, demo data."""
+"""What the stage-1 and stage-2 datamodules share: the data root, loaders (sampling, seeding), normalisation."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, RandomSampler, get_worker_info
 
 from datamodules.datasets import Tile, TileDataset
+from datamodules.rasters import DataError
 from datamodules.transforms import Normaliser, TrainAugmentation
-from sar_synthetic.generator import SyntheticConfig, demo_data_complete, generate_demo_data
 
 
 def seed_worker_augmentation(worker_id: int) -> None:
@@ -66,23 +66,33 @@ def normalise_batch(batch: dict[str, Any], normaliser: Normaliser) -> dict[str, 
 
 
 class TileDataModule(L.LightningDataModule):
-    """Base of the tile datamodules: the data root, optional synthetic demo data, batch normalisation.
+    """Base of the tile datamodules: the data root and batch normalisation.
 
     Subclasses declare every option as a typed ``__init__`` argument (so ``--print_config`` shows
-    it) and pass these four on.
+    it) and pass these two on.
     """
 
-    def __init__(self, root: str, normaliser: Normaliser, demo_data: bool, demo_settings: SyntheticConfig) -> None:
+    def __init__(self, root: str, normaliser: Normaliser) -> None:
         super().__init__()
         self.root = Path(root)
         self.normaliser = normaliser
-        self.demo_data = demo_data
-        self.demo_settings = demo_settings  # LightningCLI stores hparams as plain dicts; keep the object
 
     def prepare_data(self) -> None:
-        """Generate the synthetic dataset if asked to and absent (runs on one process per node)."""
-        if self.demo_data and not demo_data_complete(self.root):
-            generate_demo_data(self.root, self.demo_settings)
+        """Fail early on a missing data root: before the loggers start (``setup`` checks again on every rank)."""
+        self.check_root()
+
+    def check_root(self) -> None:
+        """Raise a one-line error naming the data root if it does not exist (called first by ``setup``).
+
+        Raises:
+            DataError: the root is missing; the message says how to generate the synthetic demo there.
+        """
+        if not self.root.is_dir():
+            raise DataError(
+                self.root,
+                "data root does not exist; point data.root at the folder holding OpenEarthMap/ and OpenEarthMap-SAR/, "
+                f"or generate the synthetic demo data there: python cli.py make-demo-data --root {self.root}",
+            )
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Normalise raw pixels on the device (uint8 travels to the GPU, 4x less than float32)."""

@@ -15,7 +15,6 @@ from datamodules.layout import OEM_SAR_DIR, label_folder
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
 from datamodules.resolution_alignment import DownInterpolation, ResolutionAlignment
 from datamodules.transforms import NormalisationMode, Normaliser, PhotometricDistortion, TrainAugmentation
-from sar_synthetic.generator import SyntheticConfig
 
 TargetSet = Literal["oem_sar_train", "oem_sar_val", "oem_test"]
 
@@ -53,13 +52,11 @@ class OpticalDataModule(TileDataModule):
         samples_per_epoch: training steps per epoch x batch_size (None: one pass over the source).
         pseudo_label_set: name of the set ``predict`` writes: OEM-SAR ``train/labels_pl/<set>/`` (hard)
             and ``train/labels_pl_soft/<set>/`` (soft); tiles whose label exists are skipped.
-        demo_data: when ``root`` does not exist, generate the synthetic dataset there first.
-        demo_settings: size, seed and difficulty of that synthetic dataset.
     """
 
     def __init__(
         self,
-        root: str = "data/demo",
+        root: str,
         source_splits: Sequence[str] = ("train", "val"),
         source_val_split: str | None = "val",
         target_sets: Sequence[TargetSet] = ("oem_sar_train",),
@@ -80,10 +77,8 @@ class OpticalDataModule(TileDataModule):
         photometric: bool = True,
         samples_per_epoch: int | None = None,
         pseudo_label_set: str = "stage1",
-        demo_data: bool = False,
-        demo_settings: SyntheticConfig = SyntheticConfig(),
     ) -> None:
-        super().__init__(root, Normaliser(normalisation, 3, mean, std), demo_data, demo_settings)
+        super().__init__(root, Normaliser(normalisation, 3, mean, std))
         self.save_hyperparameters()
         self.source_set: TileDataset | None = None
         self.target_set: TileDataset | None = None
@@ -108,6 +103,7 @@ class OpticalDataModule(TileDataModule):
 
     def setup(self, stage: str) -> None:
         """Index source, target and validation tiles."""
+        self.check_root()
         hp = self.hparams
         geometric = {"scale_range": tuple(hp.scale_range), "ignore_values": (PADDING,), "pad_label": PADDING}
         if stage == "fit":

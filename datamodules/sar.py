@@ -13,7 +13,6 @@ from datamodules.classes import BACKGROUND, PADDING
 from datamodules.datasets import TileDataset, index_oem_sar
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
 from datamodules.transforms import NormalisationMode, Normaliser, TrainAugmentation
-from sar_synthetic.generator import SyntheticConfig
 
 
 class SARDataModule(TileDataModule):
@@ -44,13 +43,11 @@ class SARDataModule(TileDataModule):
             ``labels/`` (uint8 GeoTIFF 0..8 per tile) and ``soft/`` (9-band uint8 floor(255 p)), named
             like the SAR tiles; tiles whose label exists are skipped, so use a new folder for another
             model. None: ``runs/predictions/<predict_split>``.
-        demo_data: when ``root`` does not exist, generate the synthetic dataset there first.
-        demo_settings: size, seed and difficulty of that synthetic dataset.
     """
 
     def __init__(
         self,
-        root: str = "data/demo",
+        root: str,
         label_set: str = "official",
         crop_size: int = 512,
         batch_size: int = 8,
@@ -68,10 +65,8 @@ class SARDataModule(TileDataModule):
         samples_per_epoch: int | None = None,
         predict_split: Literal["test", "val", "train"] = "test",
         prediction_dir: str | None = None,
-        demo_data: bool = False,
-        demo_settings: SyntheticConfig = SyntheticConfig(),
     ) -> None:
-        super().__init__(root, Normaliser(normalisation, in_channels, mean, std), demo_data, demo_settings)
+        super().__init__(root, Normaliser(normalisation, in_channels, mean, std))
         self.save_hyperparameters()
         self.train_set: TileDataset | None = None
         self.val_set: TileDataset | None = None
@@ -80,6 +75,7 @@ class SARDataModule(TileDataModule):
 
     def setup(self, stage: str) -> None:
         """Index the tiles of the splits ``stage`` needs (headers are not read here)."""
+        self.check_root()
         hp = self.hparams
         if stage in ("fit", "validate"):
             train_tiles = index_oem_sar(self.root, "train", "sar", hp.label_set)

@@ -1,24 +1,31 @@
-"""The LightningCLI of this project: both stages' tasks and datamodules, forced checkpoints, W&B defaults."""
+"""The LightningCLI of this project: both stages' tasks and datamodules, forced checkpoints, config bases."""
 
 from __future__ import annotations
 
+import sys
+
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
-TRAINER_DEFAULTS = {
-    "default_root_dir": "runs",
-    "logger": {
-        "class_path": "lightning.pytorch.loggers.WandbLogger",
-        "init_args": {"project": "sar-landcover", "save_dir": "runs"},
-    },
-}
+from lightning_modules.config_bases import BASE_KEY, expand_bases
+
+TRAINER_DEFAULTS = {"default_root_dir": "runs"}
 
 
 class MapperCLI(LightningCLI):
-    """LightningCLI with always-present, configurable checkpoints (best val mIoU and latest)."""
+    """LightningCLI with always-present, configurable checkpoints (best val mIoU and latest), the tile writer by
+    default, and experiment configs that build on base fragments (``base:``, see ``config_bases``)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            f"--{BASE_KEY}",
+            type=list[str],
+            default=[],
+            help="config fragments a config file builds on, applied before it (in a file: base: [a.yaml, b.yaml]; "
+            "paths relative to the working folder, else to the repository)",
+        )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.set_defaults(
@@ -32,8 +39,20 @@ class MapperCLI(LightningCLI):
                 "last_checkpoint.enable_version_counter": False,
                 "checkpoint.filename": "best-{step}",
                 "checkpoint.auto_insert_metric_name": False,
+                # Acts in `predict` only: writes labels/ and soft/ of every tile into the datamodule's
+                # prediction folders. A config's own `callbacks:` list replaces it; `callbacks+:` adds to it.
+                "trainer.callbacks": [{"class_path": "lightning_modules.prediction_writer.TileWriter"}],
             }
         )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        # The fragments a config names under `base:` are applied before it, as if given with --config.
+        if not isinstance(args, (dict, Namespace)):
+            try:
+                args = expand_bases(sys.argv[1:] if args is None else list(args))
+            except ValueError as error:
+                parser.error(str(error))
+        self.config = parser.parse_args(args) if not isinstance(args, (dict, Namespace)) else parser.parse_object(args)
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI rebuilds the model from a checkpoint's hyperparameters over the config. That
@@ -51,6 +70,9 @@ class MapperCLI(LightningCLI):
         # scale, so predict returns nothing unless asked to.
         if self.subcommand == "predict" and self.config.predict.return_predictions is None:
             self.config.predict.return_predictions = False
+        # The saved config.yaml is complete: it builds on nothing.
+        if self.subcommand is not None:
+            del self.config[self.subcommand][BASE_KEY]
 
 
 def run_lightning_cli(argv: list[str] | None) -> None:

@@ -34,7 +34,9 @@ class Tool(NamedTuple):
 
 
 TOOLS: dict[str, Tool] = {
-    "make-demo-data": Tool("sar_synthetic.generator:generate_demo_data", "write the synthetic OEM + OEM-SAR miniature"),
+    "make-demo-data": Tool(
+        "sar_synthetic.layout_writer:generate_demo_data", "write the synthetic OEM + OEM-SAR miniature"
+    ),
     "select-pseudo-labels": Tool(
         "sar_inference.selection:select_pseudo_labels", "combine pseudo-label sets (agreement, soft ensemble)"
     ),
@@ -43,7 +45,7 @@ TOOLS: dict[str, Tool] = {
     "evaluate": Tool("sar_inference.evaluation:evaluate", "official mIoU of a folder of label maps"),
     "pipeline-report": Tool("sar_pipeline.report:pipeline_report", "the evaluation table of a pipeline run"),
     "install-official-labels": Tool(
-        "sar_pipeline.official_labels:install_official_labels", "make a demo label set its train/labels"
+        "sar_demo.official_labels:install_official_labels", "make a demo label set its train/labels"
     ),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")

@@ -35,22 +35,17 @@ def slurm_layout(settings: LaunchSettings) -> tuple[int, int]:
     return nodes, tasks
 
 
-def trainer_layout_args(settings: LaunchSettings) -> list[str]:
-    """``trainer.*`` arguments of fit and predict stages: devices, nodes, accelerator, strategy."""
-    args: list[str] = []
+def trainer_layout(settings: LaunchSettings) -> dict[str, int | str]:
+    """The ``trainer`` settings of fit and predict stages: devices, nodes, accelerator, strategy (only those set)."""
     if settings.launcher == "slurm":
         nodes, tasks = slurm_layout(settings)
-        args += [f"--trainer.num_nodes={nodes}", f"--trainer.devices={tasks}"]
+        layout: dict[str, int | str] = {"num_nodes": nodes, "devices": tasks}
     else:
-        if settings.num_nodes is not None:
-            args.append(f"--trainer.num_nodes={settings.num_nodes}")
-        if settings.devices is not None:
-            args.append(f"--trainer.devices={settings.devices}")
-    if settings.accelerator is not None:
-        args.append(f"--trainer.accelerator={settings.accelerator}")
-    if settings.strategy is not None:
-        args.append(f"--trainer.strategy={settings.strategy}")
-    return args
+        layout = {k: v for k, v in (("num_nodes", settings.num_nodes), ("devices", settings.devices)) if v is not None}
+    for key, value in (("accelerator", settings.accelerator), ("strategy", settings.strategy)):
+        if value is not None:
+            layout[key] = value
+    return layout
 
 
 def command_prefix(settings: LaunchSettings, distributed: bool) -> list[str]:

@@ -11,16 +11,16 @@ import os
 import shlex
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import fields
 from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from datamodules.layout import OEM_SAR_DIR
 from sar_pipeline.launch import command_prefix
 from sar_pipeline.spec import PipelineSpec, check_spec
-from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name
+from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name, settings_text
 from sar_tracking.tool_runs import track_tool_stage, wandb_sync_hint
 
 
@@ -38,7 +38,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--config", action=ActionConfigFile, help="pipeline YAML (e.g. experiments/demo.yaml)")
     parser.add_class_arguments(PipelineSpec, nested_key=None)
     parser.add_argument("--dry-run", action="store_true", help="print the stage commands, run nothing")
-    parser.add_argument("--from", type=str | None, default=None, help=f"start at this stage (id or kind {STAGE_KINDS})")
+    parser.add_argument(
+        "--from", type=str | None, default=None, help=f"start at this stage (an id, or a kind such as {STAGE_KINDS})"
+    )
     parser.add_argument("--only", type=str | None, default=None, help="run only the stages of this id or kind")
     parser.add_argument(
         "--rerun",
@@ -70,7 +72,7 @@ def select_stages(stages: list[Stage], start: str | None, only: str | None) -> l
 
 
 def stage_command(spec: PipelineSpec, stage: Stage) -> list[str]:
-    """The full command line of a stage as it would start now."""
+    """The full command line of a stage; its last ``--config`` is the stage's settings file."""
     return [*command_prefix(spec.launch, stage.distributed), stage.subcommand, *stage.arguments()]
 
 
@@ -114,8 +116,20 @@ def _run_logged(command: list[str], env: dict[str, str], log: Path) -> int:
         return process.wait()
 
 
-def _test_labels(spec: PipelineSpec) -> Path:
-    return Path(spec.data_root) / OEM_SAR_DIR / "test" / "labels"
+def check_data_root(spec: PipelineSpec) -> None:
+    """The data root exists, or the pipeline's data preparation makes it.
+
+    Raises:
+        FileNotFoundError: neither (e.g. a mistyped ``--data_root``): nothing is generated anywhere else.
+    """
+    root = Path(spec.data_root).resolve()
+    if root.is_dir() or (spec.prepare is not None and spec.prepare.prepares(root)):
+        return
+    hint = f" ({spec.prepare.describe()})" if spec.prepare is not None else ""
+    raise FileNotFoundError(
+        f"{spec.data_root}: data root does not exist; point data_root (--data_root DIR) at the folder holding "
+        f"OpenEarthMap/ and OpenEarthMap-SAR/{hint}"
+    )
 
 
 def _announce(spec: PipelineSpec, builder: StageBuilder) -> None:
@@ -129,6 +143,8 @@ def _announce(spec: PipelineSpec, builder: StageBuilder) -> None:
         print(f"  stage 2 learns from {folder.resolve()}")
     if spec.stage2:
         print(f"  submission -> {(Path(spec.run_dir) / 'submission').resolve()}")
+    if spec.prepare is not None and not spec.prepare.prepares(builder.root):
+        print(f"  data preparation skipped: {builder.root} is not the root it makes ({spec.prepare.describe()})")
 
 
 def run_pipeline(
@@ -138,33 +154,32 @@ def run_pipeline(
 
     Raises:
         ValueError: an invalid pipeline or stage name.
-        FileNotFoundError: ``data_root`` is missing and ``demo_data`` is off.
+        FileNotFoundError: ``data_root`` is missing and the pipeline's data preparation does not make it.
         StageFailedError: a stage's process failed (re-run the same command to resume).
     """
     check_spec(spec)
+    check_data_root(spec)
     builder = StageBuilder(spec)
-    if not spec.demo_data and not Path(spec.data_root).is_dir():
-        raise FileNotFoundError(
-            f"{spec.data_root}: data root does not exist; point data_root (--data_root DIR) at the folder holding "
-            "OpenEarthMap/ and OpenEarthMap-SAR/, or set demo_data: true to generate the synthetic demo there"
-        )
     stages = select_stages(builder.build(), start, only)
     _announce(spec, builder)
     started = time.perf_counter()
     for stage in stages:
-        if stage.kind == "evaluation" and not dry_run and not _test_labels(spec).is_dir():
-            print(f"[{stage.id}] skipped: {_test_labels(spec)} does not exist (no test labels to score against)")
+        reason = stage.skip_reason() if stage.skip_reason is not None and not dry_run else None
+        if reason is not None:
+            print(f"[{stage.id}] skipped: {reason}")
             continue
         if dry_run:
             state = "complete, would be skipped" if stage.is_complete() and not rerun else "would run"
             print(f"[{stage.id}] ({state})\n  {shlex.join(stage_command(spec, stage))}")
+            print(textwrap.indent(f"{stage.settings_file.name}:\n{settings_text(stage.settings()).rstrip()}", "    "))
             continue
         if stage.is_complete() and not rerun:
             print(f"[{stage.id}] complete, skipped")
             continue
-        if rerun and stage.kind != "data":
+        if rerun:
             _move_aside([*stage.outputs, stage.folder / "checkpoints"])
         stage.clear_mark()
+        settings = stage.write_settings()  # after moving old checkpoints aside: they decide the resume point
         command = stage_command(spec, stage)
         print(f"[{stage.id}] {shlex.join(command)}", flush=True)
         stage_start = time.perf_counter()
@@ -174,8 +189,8 @@ def run_pipeline(
                 f"stage {stage.id} failed (exit code {code}); its log: {stage.folder / 'stage.log'}. "
                 "Re-run the same command to resume from there."
             )
-        stage.mark_complete(command)
-        if not stage.distributed and stage.kind != "data":
+        stage.mark_complete(command, settings)
+        if not stage.distributed and stage.tracked:
             track_tool_stage(spec, stage)
         print(f"[{stage.id}] done in {time.perf_counter() - stage_start:.1f} s", flush=True)
     if not dry_run:

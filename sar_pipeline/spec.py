@@ -2,17 +2,19 @@
 
 Every stage model points at ordinary LightningCLI config files (the ones ``python cli.py fit
 --config ...`` accepts on their own) plus a few extra command-line arguments; the runner adds only
-what ties the stages together (data root, run paths, label set, seed, logger, launcher).
+what ties the stages together (data root, run paths, label set, seed, logger, launcher), as a
+settings file each stage gets as its last ``--config``. The spec knows a data root only; a
+``prepare`` step (e.g. the demo's) may make it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
-from sar_synthetic.generator import SyntheticConfig
+from lightning_modules.config_bases import resolve_config
+from sar_pipeline.preparation import DataPreparation
 
 Selection = Literal["none", "agreement", "soft_ensemble"]
 Launcher = Literal["local", "slurm"]
@@ -24,7 +26,8 @@ class Stage1Model:
 
     Attributes:
         name: short name; its pseudo-label set is ``<run name>-<name>``.
-        configs: LightningCLI config files, applied in order.
+        configs: LightningCLI config files, applied in order (each after the fragments it names under
+            ``base:``), e.g. an experiment and a variant fragment of ``experiments/variants/``.
         args: extra LightningCLI arguments, e.g. ``["--trainer.max_steps=600"]``.
     """
 
@@ -39,7 +42,8 @@ class Stage2Model:
 
     Attributes:
         name: short name.
-        configs: LightningCLI config files, applied in order.
+        configs: LightningCLI config files, applied in order (each after the fragments it names under
+            ``base:``), e.g. ``[experiments/demo_sar.yaml, experiments/variants/ce_baseline.yaml]``.
         args: extra LightningCLI arguments, e.g. ``["--model.init_args.loss.ce_weight=1"]``.
         labels: ``pseudo`` (the pipeline's pseudo-label set: the selection, or the first stage-1
             model's set), ``official`` (``train/labels``) or the name of an existing set.
@@ -113,12 +117,10 @@ class PipelineSpec:
 
     Attributes:
         data_root: folder holding ``OpenEarthMap/`` and ``OpenEarthMap-SAR/``.
-        demo_data: generate the synthetic dataset into ``data_root`` when it is missing.
-        demo_settings: size, seed and difficulty of that synthetic dataset.
-        demo_official_labeller: when the demo data is generated, make its official labels as the
-            real ones were made: this (source-only) optical model is fitted on the generated OEM and
-            its pseudo-labels of the OEM-SAR train optical replace ``train/labels`` (the generator's
-            noise-model labels move to ``train/labels_noise_model``). None keeps the generator's.
+        prepare: stages that make ``data_root`` before the method runs (``class_path`` of a
+            :class:`~sar_pipeline.preparation.DataPreparation`, e.g. the demo's
+            ``sar_demo.preparation.DemoPreparation``); they run only when ``data_root`` is the one it
+            makes. None: ``data_root`` must exist.
         run_dir: the run's folder; every stage writes under it at a fixed path.
         seed: ``seed_everything`` of every fit and predict stage.
         stage1: optical models fitted on OEM and adapted to OEM-SAR optical.
@@ -130,10 +132,8 @@ class PipelineSpec:
         tracking: W&B project and group.
     """
 
-    data_root: str = "data/demo"
-    demo_data: bool = False
-    demo_settings: SyntheticConfig = field(default_factory=SyntheticConfig)
-    demo_official_labeller: Stage1Model | None = None
+    data_root: str
+    prepare: DataPreparation | None = None
     run_dir: str = "runs/pipeline"
     seed: int = 0
     stage1: list[Stage1Model] = field(default_factory=list)
@@ -146,15 +146,20 @@ class PipelineSpec:
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-REPO = Path(__file__).resolve().parents[1]
 
 
-def resolve_config(path: str) -> Path:
-    """A stage config file: as given (relative to the working folder), else relative to the repository."""
-    given = Path(path)
-    if given.is_file() or given.is_absolute():
-        return given
-    return REPO / given if (REPO / given).is_file() else given
+def model_problems(stage: str, models: list[Stage1Model] | list[Stage2Model]) -> list[str]:
+    """Names used twice or unusable as folder names, missing config files; one line each."""
+    names = [m.name for m in models]
+    problems = [f"{stage}: model name {n!r} used twice" for n in sorted({n for n in names if names.count(n) > 1})]
+    bad = [n for n in names if not _NAME.match(n)]
+    problems += [f"{stage}: model name {n!r} may hold only letters, digits, '_', '.', '-'" for n in bad]
+    for model in models:
+        if not model.configs:
+            problems.append(f"{stage}/{model.name}: no config file")
+        missing = [c for c in model.configs if not resolve_config(c).is_file()]
+        problems += [f"{stage}/{model.name}: config file {c} does not exist" for c in missing]
+    return problems
 
 
 def check_spec(spec: PipelineSpec) -> None:
@@ -163,20 +168,9 @@ def check_spec(spec: PipelineSpec) -> None:
     Raises:
         ValueError: every problem found, one per line.
     """
-    problems: list[str] = []
-    labeller = [spec.demo_official_labeller] if spec.demo_official_labeller else []
-    if labeller and not spec.demo_data:
-        problems.append("demo_official_labeller needs demo_data: true (it relabels generated data only)")
-    for stage, models in (("stage1", spec.stage1 + labeller), ("stage2", spec.stage2)):
-        names = [m.name for m in models]
-        problems += [f"{stage}: model name {n!r} used twice" for n in sorted({n for n in names if names.count(n) > 1})]
-        bad = [n for n in names if not _NAME.match(n)]
-        problems += [f"{stage}: model name {n!r} may hold only letters, digits, '_', '.', '-'" for n in bad]
-        for model in models:
-            if not model.configs:
-                problems.append(f"{stage}/{model.name}: no config file")
-            missing = [c for c in model.configs if not resolve_config(c).is_file()]
-            problems += [f"{stage}/{model.name}: config file {c} does not exist" for c in missing]
+    problems = model_problems("stage1", spec.stage1) + model_problems("stage2", spec.stage2)
+    if spec.prepare is not None:
+        problems += [f"prepare: {p}" for p in spec.prepare.problems()]
     stage1_names = {m.name for m in spec.stage1}
     voters = spec.selection_models if spec.selection_models is not None else [m.name for m in spec.stage1]
     problems += [f"selection_models: {n!r} is not a stage-1 model" for n in voters if n not in stage1_names]

@@ -1,9 +1,9 @@
-"""The stages of a pipeline run: their commands, their fixed output paths and when they are complete.
+"""The stages of a pipeline run: their commands, their tie-in settings, fixed output paths and completion.
 
 Run folder layout (``<run>`` = ``spec.run_dir``)::
 
-    <run>/stage1/<labeller>/     the demo's official labeller, if any (with pseudo_labels/<labeller>/ and
-                                 official_labels/: its set installed as OEM-SAR train/labels)
+    <run>/<preparation stage>/   the data preparation's stages, if any (the demo's: data/, and its
+                                 official labeller's stage1/<labeller>/, pseudo_labels/<labeller>/, official_labels/)
     <run>/stage1/<model>/        checkpoints/{best-*,last}.ckpt, config.yaml, wandb/
     <run>/pseudo_labels/<model>/ config.yaml, wandb/   (the set itself: OEM-SAR train/labels_pl/<run name>-<model>/)
     <run>/selection/                                   (the set: train/labels_pl/<run name>-selected/)
@@ -12,8 +12,12 @@ Run folder layout (``<run>`` = ``spec.run_dir``)::
     <run>/submission/            <tile>.png (0..8) and submission.zip
     <run>/evaluation/            scores.json, table.md
 
-A stage is complete when its folder holds ``stage.json`` (written after its process exited 0)
-and its outputs exist; a fit stage that is not complete resumes from its newest checkpoint.
+Every stage folder also holds ``runner_settings.yaml``: what the runner ties the stage to (data root,
+run paths, label sets, seed, logger, checkpoint folders, device layout, the checkpoints of earlier
+stages), written when the stage starts and passed as the command's last ``--config``, so it wins
+over the model's own configs and arguments. A stage is complete when its folder holds ``stage.json``
+(written after its process exited 0) and its outputs exist; a fit stage that is not complete resumes
+from its newest checkpoint.
 """
 
 from __future__ import annotations
@@ -24,19 +28,34 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any
+
+import yaml
 
 from datamodules.layout import OEM_SAR_DIR, label_folder
-from sar_pipeline.launch import trainer_layout_args
-from sar_pipeline.official_labels import official_labels_marker
-from sar_pipeline.spec import PipelineSpec, Stage1Model, Stage2Model, resolve_config
+from lightning_modules.config_bases import resolve_config
+from sar_pipeline.launch import trainer_layout
+from sar_pipeline.spec import PipelineSpec, Stage1Model, Stage2Model
 from sar_tracking.artifacts import ArtifactRef
 
-StageKind = Literal[
-    "data", "official_labels", "stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation"
-]
-STAGE_KINDS: tuple[StageKind, ...] = get_args(StageKind)
+STAGE_KINDS = ("stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation")
+"""The kinds of the method's stages, in order (a data preparation adds kinds of its own, e.g. ``data``)."""
 MARKER = "stage.json"
+SETTINGS = "runner_settings.yaml"
+Settings = dict[str, Any]
+"""A stage's tie-in settings: a config of its command (LightningCLI or tool), nested like its options."""
+
+
+def settings_text(settings: Settings) -> str:
+    """Settings as the YAML of a settings file."""
+    return yaml.safe_dump(settings, sort_keys=False)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 @dataclass
@@ -45,28 +64,52 @@ class Stage:
 
     Attributes:
         id: ``<kind>`` or ``<kind>/<model>``; also its folder under the run folder and its W&B name.
-        kind: what the stage does.
+        kind: what the stage does (one of ``STAGE_KINDS``, or a data preparation's kind).
         subcommand: the ``cli.py`` subcommand.
-        arguments: builds the arguments after the subcommand when the stage starts (paths of
-            earlier stages' checkpoints and the resume checkpoint are only known then).
-        folder: the stage's folder (config record, marker, logs).
+        settings: builds the stage's tie-in settings when it starts (paths of earlier stages'
+            checkpoints and the resume checkpoint are only known then).
+        folder: the stage's folder (settings, config record, marker, logs).
+        configs: the model's LightningCLI config files, applied first.
+        args: the model's own extra arguments (from the pipeline YAML), applied after its configs.
         distributed: a Lightning fit/predict (launched on every device) rather than a one-process tool.
         outputs: paths that must exist for the stage to count as complete.
         produces: the W&B artifact the stage's output becomes.
         uses: the W&B artifacts it reads.
-        complete_check: overrides the marker test (the demo data has a marker of its own).
+        complete_check: overrides the marker test (e.g. generated data has a marker of its own).
+        skip_reason: when the stage starts, why it does not apply to this data (None: it runs), e.g.
+            no test labels to score against.
+        tracked: a one-process stage gets a W&B run of its own after it finished.
     """
 
     id: str
-    kind: StageKind
+    kind: str
     subcommand: str
-    arguments: Callable[[], list[str]]
+    settings: Callable[[], Settings]
     folder: Path
+    configs: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
     distributed: bool = False
     outputs: list[Path] = field(default_factory=list)
     produces: ArtifactRef | None = None
     uses: list[ArtifactRef] = field(default_factory=list)
     complete_check: Callable[[], bool] | None = None
+    skip_reason: Callable[[], str | None] | None = None
+    tracked: bool = True
+
+    @property
+    def settings_file(self) -> Path:
+        """Where the runner writes the stage's tie-in settings."""
+        return self.folder / SETTINGS
+
+    def arguments(self) -> list[str]:
+        """The words after the subcommand: the model's configs and arguments, then the settings file (it wins)."""
+        return [*(f"--config={c}" for c in self.configs), *self.args, f"--config={self.settings_file}"]
+
+    def write_settings(self) -> Settings:
+        """Write the tie-in settings as they are now into the stage folder (atomically); return them."""
+        settings = self.settings()
+        _write_atomically(self.settings_file, settings_text(settings))
+        return settings
 
     def is_complete(self) -> bool:
         """True when the stage finished before and its outputs are still there."""
@@ -78,13 +121,10 @@ class Stage:
         """True when its process exited 0 before (the marker) and its outputs are still there."""
         return (self.folder / MARKER).is_file() and all(p.exists() for p in self.outputs)
 
-    def mark_complete(self, command: list[str]) -> None:
-        """Record that the stage finished, with the command it ran (written atomically)."""
-        record = {"id": self.id, "command": command, "outputs": [str(p) for p in self.outputs]}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = self.folder / f".{MARKER}.tmp"
-        temporary.write_text(json.dumps(record, indent=2))
-        os.replace(temporary, self.folder / MARKER)
+    def mark_complete(self, command: list[str], settings: Settings) -> None:
+        """Record that the stage finished, with the command and settings it ran with (written atomically)."""
+        record = {"id": self.id, "command": command, "settings": settings, "outputs": [str(p) for p in self.outputs]}
+        _write_atomically(self.folder / MARKER, json.dumps(record, indent=2))
 
     def clear_mark(self) -> None:
         """Forget that the stage finished (it is about to run again)."""
@@ -125,19 +165,18 @@ def resume_checkpoint(folder: Path) -> Path | None:
     return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
 
 
-def _checkpoint_or_placeholder(folder: Path, stage_id: str) -> str:
+def checkpoint_or_placeholder(folder: Path, stage_id: str) -> str:
+    """The best checkpoint of a fit stage's folder, or a placeholder naming it (a dry run, before the fit)."""
     path = best_checkpoint(folder)
     return str(path) if path else f"<best checkpoint of {stage_id}>"
 
 
-def _callback_arg(class_path: str, **init_args: object) -> dict:
+def _class(class_path: str, **init_args: object) -> Settings:
     return {"class_path": class_path, "init_args": init_args}
 
 
-def _lineage(produces: ArtifactRef, uses: list[ArtifactRef]) -> dict:
-    return _callback_arg(
-        "sar_tracking.lineage.ArtifactLineage", produces=asdict(produces), uses=[asdict(u) for u in uses]
-    )
+def _lineage(produces: ArtifactRef, uses: list[ArtifactRef]) -> Settings:
+    return _class("sar_tracking.lineage.ArtifactLineage", produces=asdict(produces), uses=[asdict(u) for u in uses])
 
 
 class StageBuilder:
@@ -164,7 +203,8 @@ class StageBuilder:
         """Hard labels of a label set (``official`` = ``train/labels``)."""
         return label_folder(self.root, "train", name)
 
-    def _set_ref(self, name: str) -> ArtifactRef:
+    def set_ref(self, name: str) -> ArtifactRef:
+        """The W&B artifact of a label set."""
         return ArtifactRef(f"labels-{name}", "pseudo-labels", str(self.set_folder(name)))
 
     def _model_ref(self, stage: str, model: str) -> ArtifactRef:
@@ -175,109 +215,78 @@ class StageBuilder:
         """Label set a stage-2 model trains on."""
         return self.pseudo_set() if model.labels == "pseudo" else model.labels
 
-    # --- shared argument blocks --------------------------------------------------------------------
-    def lightning_args(self, stage_id: str, folder: Path, configs: list[str], extra: list[str]) -> list[str]:
-        """Configs, the model's own arguments, then what the runner fixes (these win)."""
-        logger = _callback_arg(
+    def model_configs(self, model: Stage1Model | Stage2Model) -> list[str]:
+        """A model's LightningCLI config files, as absolute paths."""
+        return [str(resolve_config(c).resolve()) for c in model.configs]
+
+    # --- shared settings blocks -------------------------------------------------------------------
+    def lightning_settings(self, stage_id: str, folder: Path, data: Settings | None = None) -> Settings:
+        """What every fit and predict stage is tied to: seed, folder, W&B run, data root, device layout."""
+        logger = _class(
             "lightning.pytorch.loggers.WandbLogger",
             project=self.spec.tracking.project,
             name=stage_id,
             save_dir=str(folder),
             id=wandb_id(self.spec, stage_id),
         )
-        return [
-            *[f"--config={resolve_config(c).resolve()}" for c in configs],
-            *extra,
-            f"--seed_everything={self.spec.seed}",
-            f"--trainer.default_root_dir={folder}",
-            f"--trainer.logger={json.dumps(logger)}",
-            f"--data.init_args.root={self.root}",
-            "--data.init_args.demo_data=false",
-            *trainer_layout_args(self.spec.launch),
-        ]
+        return {
+            "seed_everything": self.spec.seed,
+            "trainer": {"default_root_dir": str(folder), "logger": logger, **trainer_layout(self.spec.launch)},
+            "data": {"init_args": {"root": str(self.root), **(data or {})}},
+        }
 
-    def fit_args(self, stage_id: str, folder: Path, configs: list[str], extra: list[str], lineage: dict) -> list[str]:
+    def fit_settings(
+        self,
+        stage_id: str,
+        folder: Path,
+        lineage: Settings,
+        data: Settings | None = None,
+        model: Settings | None = None,
+    ) -> Settings:
         """A fit with fixed checkpoint folders, resuming from its newest checkpoint if interrupted."""
-        args = [
-            *self.lightning_args(stage_id, folder, configs, extra),
-            f"--checkpoint.dirpath={folder / 'checkpoints'}",
-            f"--last_checkpoint.dirpath={folder / 'checkpoints'}",
-            f"--trainer.callbacks+={json.dumps(lineage)}",
-        ]
+        settings = self.lightning_settings(stage_id, folder, data)
+        if model:
+            settings["model"] = {"init_args": model}
+        settings["trainer"]["callbacks+"] = [lineage]  # after the config's own callbacks
+        settings["checkpoint"] = {"dirpath": str(folder / "checkpoints")}
+        settings["last_checkpoint"] = {"dirpath": str(folder / "checkpoints")}
         resume = resume_checkpoint(folder)
-        return [*args, f"--ckpt_path={resume}"] if resume else args
+        if resume:
+            settings["ckpt_path"] = str(resume)
+        return settings
 
-    def predict_args(
-        self, stage_id: str, folder: Path, configs: list[str], extra: list[str], lineage: dict
-    ) -> list[str]:
-        """A predict whose only callbacks are the tile writer and the lineage record."""
-        callbacks = [_callback_arg("lightning_modules.prediction_writer.TileWriter"), lineage]
-        return [*self.lightning_args(stage_id, folder, configs, extra), f"--trainer.callbacks={json.dumps(callbacks)}"]
+    def predict_settings(
+        self, stage_id: str, folder: Path, lineage: Settings, checkpoint: str, data: Settings | None = None
+    ) -> Settings:
+        """A predict from ``checkpoint`` whose only callbacks are the tile writer and the lineage record."""
+        settings = self.lightning_settings(stage_id, folder, data)
+        settings["trainer"]["callbacks"] = [_class("lightning_modules.prediction_writer.TileWriter"), lineage]
+        settings["ckpt_path"] = checkpoint
+        return settings
 
     # --- stages ------------------------------------------------------------------------------------
-    def data_stage(self) -> Stage:
-        settings = [f"--settings.{k}={json.dumps(v)}" for k, v in asdict(self.spec.demo_settings).items()]
-        return Stage(
-            "data",
-            "data",
-            "make-demo-data",
-            lambda: [f"--root={self.root}", *settings],
-            self.run / "data",
-            # Data is generated only into a missing data root: an existing one (real data too) is used as it is.
-            complete_check=lambda: self.root.is_dir() and any(self.root.iterdir()),
-        )
-
-    def official_label_stages(self, labeller: Stage1Model) -> list[Stage]:
-        """Fit the source-only labeller, write its set, install the set as ``train/labels``.
-
-        All three count as complete once the data root records installed official labels, so a
-        second run on the same data (or a resumed one) never relabels it.
-        """
-        marker = official_labels_marker(self.root)
-        stages = self.stage1_stages(labeller)
-        for stage in stages:
-            stage.complete_check = lambda stage=stage: marker.is_file() or stage.has_finished()
-        label_set = self.set_name(labeller.name)
-        fit_folder = self.run / "stage1" / labeller.name
-        stages.append(
-            Stage(
-                "official_labels",
-                "official_labels",
-                "install-official-labels",
-                lambda: [
-                    f"--root={self.root}",
-                    f"--label_set={label_set}",
-                    f"--checkpoint={_checkpoint_or_placeholder(fit_folder, f'stage1/{labeller.name}')}",
-                ],
-                self.run / "official_labels",
-                produces=self._set_ref("official"),
-                uses=[self._set_ref(label_set)],
-                complete_check=marker.is_file,
-            )
-        )
-        return stages
-
     def stage1_stages(self, model: Stage1Model) -> list[Stage]:
+        """Fit a stage-1 model, then write its pseudo-label set."""
         fit_folder, predict_folder = self.run / "stage1" / model.name, self.run / "pseudo_labels" / model.name
         fit_id, predict_id = f"stage1/{model.name}", f"pseudo_labels/{model.name}"
         produced = ArtifactRef(f"stage1-{model.name}-{self.name}", "model")
         pseudo = self.set_name(model.name)
+        configs = self.model_configs(model)
 
-        def predict_arguments() -> list[str]:
-            lineage = _lineage(self._set_ref(pseudo), [self._model_ref("stage1", model.name)])
-            return [
-                *self.predict_args(predict_id, predict_folder, model.configs, model.args, lineage),
-                f"--data.init_args.pseudo_label_set={pseudo}",
-                f"--ckpt_path={_checkpoint_or_placeholder(fit_folder, fit_id)}",
-            ]
+        def predict_settings() -> Settings:
+            lineage = _lineage(self.set_ref(pseudo), [self._model_ref("stage1", model.name)])
+            checkpoint = checkpoint_or_placeholder(fit_folder, fit_id)
+            return self.predict_settings(predict_id, predict_folder, lineage, checkpoint, {"pseudo_label_set": pseudo})
 
         return [
             Stage(
                 fit_id,
                 "stage1",
                 "fit",
-                lambda: self.fit_args(fit_id, fit_folder, model.configs, model.args, _lineage(produced, [])),
+                lambda: self.fit_settings(fit_id, fit_folder, _lineage(produced, [])),
                 fit_folder,
+                configs,
+                model.args,
                 distributed=True,
                 outputs=[fit_folder / "checkpoints" / "last.ckpt"],
             ),
@@ -285,8 +294,10 @@ class StageBuilder:
                 predict_id,
                 "pseudo_labels",
                 "predict",
-                predict_arguments,
+                predict_settings,
                 predict_folder,
+                configs,
+                model.args,
                 distributed=True,
                 outputs=[self.set_folder(pseudo)],
             ),
@@ -296,57 +307,52 @@ class StageBuilder:
         voters = self.spec.selection_models
         sets = [self.set_name(n) for n in (voters if voters is not None else [m.name for m in self.spec.stage1])]
         output = self.pseudo_set()
+        settings = {"root": str(self.root), "sets": sets, "output": output, "mode": self.spec.selection}
         return Stage(
             "selection",
             "selection",
             "select-pseudo-labels",
-            lambda: [
-                f"--root={self.root}",
-                f"--sets={json.dumps(sets)}",
-                f"--output={output}",
-                f"--mode={self.spec.selection}",
-            ],
+            lambda: settings,
             self.run / "selection",
             outputs=[self.set_folder(output)],
-            produces=self._set_ref(output),
-            uses=[self._set_ref(s) for s in sets],
+            produces=self.set_ref(output),
+            uses=[self.set_ref(s) for s in sets],
         )
 
     def stage2_stages(self, model: Stage2Model) -> list[Stage]:
         fit_folder, maps_folder = self.run / "stage2" / model.name, self.run / "maps" / model.name
         fit_id, maps_id = f"stage2/{model.name}", f"maps/{model.name}"
         labels = self.labels_of(model)
+        configs = self.model_configs(model)
 
-        def fit_arguments() -> list[str]:
-            extra = [*model.args, f"--data.init_args.label_set={labels}"]
-            uses = [self._set_ref(labels)]
+        def fit_settings() -> Settings:
+            uses, network = [self.set_ref(labels)], None
             if model.init_from:
                 folder = self.run / "stage1" / model.init_from
-                extra.append(
-                    f"--model.init_args.network.encoder_weights={_checkpoint_or_placeholder(folder, 'stage1')}"
-                )
+                network = {"network": {"encoder_weights": checkpoint_or_placeholder(folder, "stage1")}}
                 uses.append(self._model_ref("stage1", model.init_from))
-            produced = ArtifactRef(f"stage2-{model.name}-{self.name}", "model")
-            return self.fit_args(fit_id, fit_folder, model.configs, extra, _lineage(produced, uses))
+            lineage = _lineage(ArtifactRef(f"stage2-{model.name}-{self.name}", "model"), uses)
+            return self.fit_settings(fit_id, fit_folder, lineage, {"label_set": labels}, network)
 
-        def maps_arguments() -> list[str]:
+        def maps_settings() -> Settings:
             lineage = _lineage(
                 ArtifactRef(f"maps-{model.name}-{self.name}", "maps", str(maps_folder / "labels")),
                 [self._model_ref("stage2", model.name)],
             )
-            return [
-                *self.predict_args(maps_id, maps_folder, model.configs, model.args, lineage),
-                f"--data.init_args.prediction_dir={maps_folder}",
-                f"--ckpt_path={_checkpoint_or_placeholder(fit_folder, fit_id)}",
-            ]
+            checkpoint = checkpoint_or_placeholder(fit_folder, fit_id)
+            return self.predict_settings(
+                maps_id, maps_folder, lineage, checkpoint, {"prediction_dir": str(maps_folder)}
+            )
 
         return [
             Stage(
                 fit_id,
                 "stage2",
                 "fit",
-                fit_arguments,
+                fit_settings,
                 fit_folder,
+                configs,
+                model.args,
                 distributed=True,
                 outputs=[fit_folder / "checkpoints" / "last.ckpt"],
             ),
@@ -354,8 +360,10 @@ class StageBuilder:
                 maps_id,
                 "maps",
                 "predict",
-                maps_arguments,
+                maps_settings,
                 maps_folder,
+                configs,
+                model.args,
                 distributed=True,
                 outputs=[maps_folder / "labels", maps_folder / "soft"],
             ),
@@ -364,23 +372,21 @@ class StageBuilder:
     def submission_stage(self) -> Stage:
         members = [m.name for m in self.spec.stage2 if m.ensemble] or [self.spec.stage2[0].name]
         folder = self.run / "submission"
-        soft = [str(self.run / "maps" / m / "soft") for m in members]
-        settings = self.spec.submission
-        options = []
-        if settings.class_weights is not None:
-            options.append(f"--class_weights={json.dumps(settings.class_weights)}")
-        if settings.nodata_min_area is not None:
-            options.append(f"--nodata_min_area={settings.nodata_min_area}")
+        submission = self.spec.submission
+        settings: Settings = {
+            "soft_dirs": [str(self.run / "maps" / m / "soft") for m in members],
+            "sar_dir": str(self.root / OEM_SAR_DIR / "test" / "sar_images"),
+            "output": str(folder),
+        }
+        if submission.class_weights is not None:
+            settings["class_weights"] = submission.class_weights
+        if submission.nodata_min_area is not None:
+            settings["nodata_min_area"] = submission.nodata_min_area
         return Stage(
             "submission",
             "submission",
             "submit",
-            lambda: [
-                f"--soft_dirs={json.dumps(soft)}",
-                f"--sar_dir={self.root / OEM_SAR_DIR / 'test' / 'sar_images'}",
-                f"--output={folder}",
-                *options,
-            ],
+            lambda: settings,
             folder,
             outputs=[folder / "submission.zip"],
             produces=ArtifactRef(f"submission-{self.name}", "submission", str(folder)),
@@ -390,28 +396,32 @@ class StageBuilder:
     def evaluation_stage(self) -> Stage:
         folder = self.run / "evaluation"
         sets = sorted({self.labels_of(m) for m in self.spec.stage2} | {self.set_name(m.name) for m in self.spec.stage1})
-        train = self.root / OEM_SAR_DIR / "train"
-        label_sets = [str(self.set_folder(s).relative_to(train)) for s in sets]
+        train, test_labels = self.root / OEM_SAR_DIR / "train", self.root / OEM_SAR_DIR / "test" / "labels"
+        settings = {
+            "run_dir": str(self.run),
+            "data_root": str(self.root),
+            "output": str(folder),
+            "label_sets": [str(self.set_folder(s).relative_to(train)) for s in sets],
+        }
         return Stage(
             "evaluation",
             "evaluation",
             "pipeline-report",
-            lambda: [
-                f"--run_dir={self.run}",
-                f"--data_root={self.root}",
-                f"--output={folder}",
-                f"--label_sets={json.dumps(label_sets)}",
-            ],
+            lambda: settings,
             folder,
             outputs=[folder / "scores.json"],
+            skip_reason=lambda: None if test_labels.is_dir() else f"{test_labels} does not exist (nothing to score on)",
         )
 
     def build(self) -> list[Stage]:
-        """All stages in order; the evaluation only when the test set has labels."""
+        """All stages in order: the data preparation's (for the data root it makes), then the method's.
+
+        Raises:
+            ValueError: two stages with the same id (e.g. a preparation's model named like a stage-1 model).
+        """
         spec = self.spec
-        stages = [self.data_stage()] if spec.demo_data else []
-        if spec.demo_data and spec.demo_official_labeller:
-            stages += self.official_label_stages(spec.demo_official_labeller)
+        prepare = spec.prepare
+        stages = prepare.stages(self) if prepare is not None and prepare.prepares(self.root) else []
         for model in spec.stage1:
             stages += self.stage1_stages(model)
         if spec.selection != "none":
@@ -421,4 +431,8 @@ class StageBuilder:
         if spec.stage2:
             stages.append(self.submission_stage())
             stages.append(self.evaluation_stage())
+        ids = [s.id for s in stages]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"stage ids used twice: {twice} (rename a model)")
         return stages

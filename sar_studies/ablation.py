@@ -38,43 +38,46 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
-from sar_pipeline.official_labels import official_labels_marker
+from sar_demo.official_labels import official_labels_marker
 from sar_pipeline.stages import best_checkpoint
 from sar_studies.plot import bar_chart
 from sar_studies.processes import child_environment
 from sar_studies.statistics import mean_and_std
-from sar_synthetic.generator import SyntheticConfig
+from sar_synthetic.config import SyntheticConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
 CLI = [sys.executable, str(REPO / "cli.py")]
-CE = [
-    "--model.init_args.loss.ce_weight=1",
-    "--model.init_args.loss.sce_weight=0",
-    "--model.init_args.loss.lovasz_weight=0",
-]
-SCE_ONLY = ["--model.init_args.loss.lovasz_weight=0"]
-LARGER = ["--model.init_args.network.encoder=resnet34"]
-NO_RAA = "--data.init_args.raa_p=0"
-WEIGHTING = "--model.init_args.adaptation.weighting"
 
-# name -> (what it shows, extra stage-1 arguments)
+
+class Change(NamedTuple):
+    """What a variant adds to the base pipeline's model: config fragments, then arguments."""
+
+    configs: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+SAME = Change()
+SOURCE_ONLY = Change(configs=("experiments/variants/source_only.yaml",))
+NO_RAA = Change(configs=("experiments/variants/no_raa.yaml",))
+CE = Change(configs=("experiments/variants/ce_baseline.yaml",))
+SCE_ONLY = Change(args=("--model.init_args.loss.lovasz_weight=0",))
+LARGER = Change(args=("--model.init_args.network.encoder=resnet34",))
+
+# name -> (what it shows, its change to the base stage-1 model)
 STAGE1 = {
-    "source_only": (
-        "no adaptation, no RAA",
-        ["--model.init_args.adaptation.enabled=false", "--data.init_args.raa_p=0"],
-    ),
-    "mean_teacher": ("mean teacher without RAA", [NO_RAA]),
-    "mt_raa": ("mean teacher + RAA (the method)", []),
+    "source_only": ("no adaptation, no RAA", SOURCE_ONLY),
+    "mean_teacher": ("mean teacher without RAA", NO_RAA),
+    "mt_raa": ("mean teacher + RAA (the method)", SAME),
     "pixel_threshold": (
         "hard pixel threshold instead of image weights",
-        ["--model.init_args.adaptation.weighting=pixel_threshold"],
+        Change(args=("--model.init_args.adaptation.weighting=pixel_threshold",)),
     ),
-    "no_weighting": ("every pseudo-label weighs 1", ["--model.init_args.adaptation.weighting=none"]),
+    "no_weighting": ("every pseudo-label weighs 1", Change(args=("--model.init_args.adaptation.weighting=none",))),
 }
 VOTERS = ["mt_raa", "mean_teacher"]
 QUICK_STAGE1 = ("source_only", "mt_raa")
@@ -86,19 +89,40 @@ TEST_TIME = {
 }
 
 
-def stage2_variants(stage1: list[str], quick: bool) -> dict[str, tuple[str, str, list[str]]]:
-    """name -> (what it shows, label source, extra stage-2 arguments); a label source is a stage-1
-    variant, ``official`` or ``agreement``."""
-    variants = {f"sar_on_{name}": (f"SAR model on the {name} pseudo-labels", name, []) for name in stage1}
+def stage2_variants(stage1: list[str], quick: bool) -> dict[str, tuple[str, str, Change]]:
+    """name -> (what it shows, label source, its change to the base stage-2 model); a label source is a
+    stage-1 variant, ``official`` or ``agreement``."""
+    variants = {f"sar_on_{name}": (f"SAR model on the {name} pseudo-labels", name, SAME) for name in stage1}
     variants["ce"] = ("plain CE on the method's pseudo-labels", METHOD_SET, CE)
     variants["sce"] = ("SCE without Lovasz on the method's pseudo-labels", METHOD_SET, SCE_ONLY)
     if quick:
         return variants
-    variants["official_sce"] = ("SCE + Lovasz on the official labels", "official", [])
+    variants["official_sce"] = ("SCE + Lovasz on the official labels", "official", SAME)
     variants["official_ce"] = ("the contest baseline: CE on the official labels", "official", CE)
-    variants["agreement"] = (f"agreement of {' and '.join(VOTERS)}", "agreement", [])
+    variants["agreement"] = (f"agreement of {' and '.join(VOTERS)}", "agreement", SAME)
     variants["larger_encoder"] = ("ResNet-34 SAR encoder on the method's pseudo-labels", METHOD_SET, LARGER)
     return variants
+
+
+def changed(base_model: dict[str, Any], name: str, change: Change, size_args: list[str]) -> dict[str, Any]:
+    """A pipeline model: the base model with a variant's fragments and arguments, at the study's size."""
+    return {
+        "name": name,
+        "configs": [*base_model["configs"], *change.configs],
+        "args": [*base_model.get("args", []), *change.args, *size_args],
+    }
+
+
+def preparation(base: dict[str, Any], data: Path, settings: dict[str, Any], labeller_args: list[str] | None) -> dict:
+    """The base pipeline's data preparation, pointed at ``data`` with ``settings``; its official
+    labeller (if any) gets ``labeller_args`` added, or is dropped when they are None."""
+    if "prepare" not in base:
+        raise SystemExit("the base pipeline has no 'prepare' step: the study needs generated data with a clean truth")
+    init = {**base["prepare"].get("init_args", {}), "root": str(data), "settings": settings}
+    labeller = init.pop("official_labeller", None)
+    if labeller and labeller_args is not None:
+        init["official_labeller"] = {**labeller, "args": [*labeller.get("args", []), *labeller_args]}
+    return {"class_path": base["prepare"]["class_path"], "init_args": init}
 
 
 def study_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, quick: bool, size: dict) -> dict:
@@ -106,26 +130,15 @@ def study_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, qu
     s1_base, s2_base = base["stage1"][0], base["stage2"][0]
     names = list(QUICK_STAGE1 if quick else STAGE1)
     run_name = folder.name
-    stage1 = [
-        {"name": n, "configs": s1_base["configs"], "args": [*s1_base.get("args", []), *STAGE1[n][1], *size["stage1"]]}
-        for n in names
-    ]
+    stage1 = [changed(s1_base, n, STAGE1[n][1], size["stage1"]) for n in names]
     stage2 = []
-    for name, (_, source, args) in stage2_variants(names, quick).items():
+    for name, (_, source, change) in stage2_variants(names, quick).items():
         labels = {"official": "official", "agreement": "pseudo"}.get(source, f"{run_name}-{source}")
-        stage2.append(
-            {
-                "name": name,
-                "configs": s2_base["configs"],
-                "labels": labels,
-                "ensemble": False,
-                "args": [*s2_base.get("args", []), *args, *size["stage2"]],
-            }
-        )
+        stage2.append({**changed(s2_base, name, change, size["stage2"]), "labels": labels, "ensemble": False})
     pipeline = {
         "data_root": str(data),
-        "demo_data": True,
-        "demo_settings": size["data"],
+        # the official labels: a source-only model with the stage-1 variants' budget
+        "prepare": preparation(base, data, size["data"], labeller_args=size["stage1"]),
         "run_dir": str(folder),
         "seed": seed,
         "stage1": stage1,
@@ -134,25 +147,20 @@ def study_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, qu
     }
     if not quick:
         pipeline |= {"selection": "agreement", "selection_models": VOTERS}
-    labeller = base.get("demo_official_labeller")
-    if labeller:  # the official labels: a source-only model with the stage-1 variants' budget
-        pipeline["demo_official_labeller"] = {**labeller, "args": [*labeller.get("args", []), *size["stage1"]]}
     return pipeline
 
 
 def noise_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, noise: float, size: dict) -> dict:
     """Stage 2 alone on official labels of a given noise level: CE against SCE + Lovasz."""
     s2_base = base["stage2"][0]
-    args = [*s2_base.get("args", []), *size["stage2"]]
     return {
         "data_root": str(data),
-        "demo_data": True,
-        "demo_settings": {**size["data"], "label_noise": noise},
+        "prepare": preparation(base, data, {**size["data"], "label_noise": noise}, labeller_args=None),
         "run_dir": str(folder),
         "seed": seed,
         "stage2": [
-            {"name": "ce", "configs": s2_base["configs"], "labels": "official", "args": [*args, *CE]},
-            {"name": "sce_lovasz", "configs": s2_base["configs"], "labels": "official", "args": args},
+            {**changed(s2_base, "ce", CE, size["stage2"]), "labels": "official"},
+            {**changed(s2_base, "sce_lovasz", SAME, size["stage2"]), "labels": "official"},
         ],
         "tracking": {"group": f"ablation-noise{noise}"},
     }
@@ -255,7 +263,8 @@ def main() -> None:
 
     def main_job(seed: int) -> dict[str, Any]:
         folder = out / f"seed{seed}"
-        if seed != args.seeds[0] and "demo_official_labeller" in base:  # the first seed's run prepares the data
+        labelled = "official_labeller" in base.get("prepare", {}).get("init_args", {})
+        if seed != args.seeds[0] and labelled:  # the first seed's run prepares the data
             while not prepared.is_file():
                 if failed.is_set():
                     raise SystemExit(f"seed {seed} not run: preparing {out / 'data'} failed")
@@ -332,7 +341,7 @@ def main() -> None:
 def study_size(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     """The data settings and the per-fit arguments of both stages at the study's (or the quick) size."""
     steps1, steps2 = (4, 4) if args.quick else args.steps
-    demo = {**asdict(SyntheticConfig()), **base.get("demo_settings", {})}
+    demo = {**asdict(SyntheticConfig()), **base.get("prepare", {}).get("init_args", {}).get("settings", {})}
     data = asdict(SyntheticConfig.tiny()) if args.quick else demo
     if args.quick:
         smaller = ["--data.init_args.crop_size=64", "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",

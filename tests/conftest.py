@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from sar_synthetic.generator import generate_demo_data
+from sar_synthetic.layout_writer import generate_demo_data
 from tests.helpers.data import TINY
 
 

@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from torch import nn
 
-from lightning_modules.networks import NetworkConfig, build_model
-from sar_synthetic.generator import demo_data_complete
 from tests.helpers.cli import REPO, run_cli
-from tests.helpers.data import TINY
-
-
-def is_pipeline_config(path: Path) -> bool:
-    """Pipeline YAMLs (``cli.py pipeline``) rather than LightningCLI configs; tested in test_pipeline.py."""
-    keys = yaml.safe_load(path.read_text()) or {}
-    return "stage1" in keys or "stage2" in keys
-
-
-LIGHTNING_CONFIGS = [p for p in sorted((REPO / "experiments").rglob("*.yaml")) if not is_pipeline_config(p)]
-DEMO_CONFIGS = [p for p in LIGHTNING_CONFIGS if p.name.startswith("demo")]
 
 
 @pytest.mark.slow
-def test_fit_generates_data_writes_checkpoints_and_logs_miou(tmp_path: Path) -> None:
+def test_fit_writes_checkpoints_and_logs_miou(tmp_path: Path, tiny_root: Path) -> None:
     out = tmp_path / "run"
     result = run_cli(
         "fit",
         "--config", str(REPO / "experiments/demo_sar.yaml"),
-        "--data.root", str(tmp_path / "fresh"),
-        *[f"--data.demo_settings.{k}={json.dumps(v)}" for k, v in asdict(TINY).items()],
+        "--data.root", str(tiny_root),
         "--data.crop_size", "64",
         "--data.batch_size", "2",
         "--data.num_workers", "0",
@@ -62,7 +45,7 @@ def test_fit_generates_data_writes_checkpoints_and_logs_miou(tmp_path: Path) -> 
     result = run_cli(
         "predict",
         "--config", str(REPO / "experiments/demo_sar.yaml"),
-        "--data.root", str(tmp_path / "fresh"),
+        "--data.root", str(tiny_root),
         "--data.num_workers", "0",
         "--ckpt_path", str(checkpoints["last.ckpt"]),
         "--model.init_args.inference.flips=[none,h]",
@@ -77,7 +60,14 @@ def test_fit_generates_data_writes_checkpoints_and_logs_miou(tmp_path: Path) -> 
     used = yaml.safe_load((predicted / "config.yaml").read_text())["model"]["init_args"]
     assert used["inference"]["flips"] == ["none", "h"] and used["inference"]["window"] == 64
     assert used["network"]["encoder"] == "resnet18"  # the checkpoint's network, not the command's
-    assert demo_data_complete(tmp_path / "fresh")
+
+
+def test_fit_on_a_missing_data_root_says_how_to_make_the_demo_data(tmp_path: Path) -> None:
+    result = run_cli("fit", "--config", str(REPO / "experiments/demo_sar.yaml"), "--data.root", "missing", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "missing: data root does not exist" in result.stderr
+    assert "python cli.py make-demo-data --root missing" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no data generated, and it failed before any run folder or W&B run
 
 
 @pytest.mark.slow  # a subprocess: LightningCLI's start-up alone is ~8 s of CPU
@@ -90,7 +80,8 @@ def test_print_config_shows_every_option() -> None:
     assert model["loss"]["sce_beta"] == 2.0 and model["optim"]["head_lr_mult"] == 10.0
     assert set(model["network"]) >= {"arch", "encoder", "encoder_weights", "bn_momentum"}
     data = config["data"]["init_args"]
-    assert data["cat_max_ratio"] == 0.75 and data["demo_settings"]["tile_size"] > 0
+    assert data["cat_max_ratio"] == 0.75 and data["root"] == "data/demo"
+    assert not any(key.startswith("demo") for key in data)  # a datamodule knows only a data root
     assert config["checkpoint"]["monitor"] == "val/mIoU"
 
 
@@ -112,21 +103,3 @@ def test_make_demo_data_command(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(list((tmp_path / "d/OpenEarthMap-SAR/train/sar_images").glob("*.tif"))) == 2
-
-
-@pytest.mark.parametrize("config_path", DEMO_CONFIGS, ids=lambda p: p.name)
-def test_demo_networks_keep_batchnorm_statistics_current(config_path: Path) -> None:
-    """Guard against eval-mode collapse: BatchNorm momentum 0.01 (smp EfficientNets) lags in short CPU runs."""
-    config = yaml.safe_load(config_path.read_text())
-    network = config.get("model", {}).get("init_args", {}).get("network", {})
-    model = build_model(**{k: v for k, v in vars(NetworkConfig(**network)).items() if k != "output_stride"})
-    momenta = [m.momentum for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    assert all(m is None or m >= 0.1 for m in momenta)
-
-
-@pytest.mark.slow  # one subprocess per config: ~8-10 s of CPU each
-@pytest.mark.parametrize("config_path", LIGHTNING_CONFIGS, ids=lambda p: p.name)
-def test_every_experiment_config_parses(config_path: Path) -> None:
-    result = run_cli("fit", "--config", str(config_path), "--print_config", cwd=REPO)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert yaml.safe_load(result.stdout)["model"]["class_path"].startswith("lightning_modules.")

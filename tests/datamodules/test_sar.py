@@ -1,13 +1,13 @@
-"""The stage-2 datamodule: batches, normalisation, validation sources, reproducibility, demo data."""
+"""The stage-2 datamodule: batches, normalisation, validation sources, reproducibility, a missing root."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from datamodules.rasters import DataError
 from datamodules.sar import SARDataModule
 from tests.helpers.data import TINY
 
@@ -69,18 +69,19 @@ def test_samples_per_epoch_sets_epoch_length(tiny_root: Path) -> None:
     assert len(dm.train_dataloader()) == 5
 
 
-def test_demo_data_is_generated_when_root_is_missing(tmp_path: Path) -> None:
-    config = replace(TINY, sar_train_tiles=3, sar_val_tiles=1, sar_test_tiles=1, oem_tiles_per_region=2)
-    dm = SARDataModule(root=str(tmp_path / "fresh"), num_workers=0, demo_data=True, demo_settings=config)
-    dm.prepare_data()
-    dm.setup("fit")
-    assert len(dm.train_set) == 3 and len(dm.val_set) == 1
-
-
-def test_missing_root_without_demo_data_names_the_folder(tmp_path: Path) -> None:
+def test_a_missing_root_is_a_one_line_error_that_says_how_to_make_the_demo_data(tmp_path: Path) -> None:
     dm = SARDataModule(root=str(tmp_path / "nowhere"), num_workers=0)
-    dm.prepare_data()
-    with pytest.raises(ValueError, match=r"nowhere/OpenEarthMap-SAR/train/sar_images: folder does not exist"):
+    with pytest.raises(DataError) as error:
+        dm.setup("fit")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'nowhere'}: data root does not exist") and "\n" not in message
+    assert f"make-demo-data --root {tmp_path / 'nowhere'}" in message
+    assert not (tmp_path / "nowhere").exists()  # nothing is generated
+
+
+def test_a_root_without_the_split_names_the_missing_folder(tmp_path: Path) -> None:
+    dm = SARDataModule(root=str(tmp_path), num_workers=0)
+    with pytest.raises(ValueError, match=r"OpenEarthMap-SAR/train/sar_images: folder does not exist"):
         dm.setup("fit")
 
 

@@ -36,9 +36,8 @@ def make_spec(tmp_path: Path, **changes: object) -> PipelineSpec:
 
 
 def test_stages_come_in_method_order_with_fixed_paths(tmp_path: Path) -> None:
-    stages = StageBuilder(make_spec(tmp_path, demo_data=True)).build()
+    stages = StageBuilder(make_spec(tmp_path)).build()
     assert [s.id for s in stages] == [
-        "data",
         "stage1/a",
         "pseudo_labels/a",
         "stage1/b",
@@ -62,15 +61,15 @@ def test_stage2_gets_labels_by_path_and_stage1_weights_by_model_argument(tmp_pat
     best = tmp_path / "run" / "stage1" / "a" / "checkpoints" / "best-10.ckpt"
     best.parent.mkdir(parents=True)
     best.touch()
-    method = stages["stage2/method"].arguments()
-    assert "--data.init_args.label_set=run-selected" in method
-    assert f"--model.init_args.network.encoder_weights={best.resolve()}" in method
-    assert not any(a.startswith("--ckpt_path") for a in method)  # a fresh fit: no checkpoint to resume
-    assert "--data.init_args.label_set=official" in stages["stage2/baseline"].arguments()
-    selection = stages["selection"].arguments()
-    assert '--sets=["run-a", "run-b"]' in selection and "--mode=agreement" in selection
-    submission = stages["submission"].arguments()
-    assert any("maps/method/soft" in a for a in submission) and not any("baseline" in a for a in submission)
+    method = stages["stage2/method"].settings()
+    assert method["data"]["init_args"]["label_set"] == "run-selected"
+    assert method["model"]["init_args"]["network"]["encoder_weights"] == str(best.resolve())
+    assert "ckpt_path" not in method  # a fresh fit: no checkpoint to resume
+    assert stages["stage2/baseline"].settings()["data"]["init_args"]["label_set"] == "official"
+    selection = stages["selection"].settings()
+    assert selection["sets"] == ["run-a", "run-b"] and selection["mode"] == "agreement"
+    soft_dirs = stages["submission"].settings()["soft_dirs"]
+    assert soft_dirs == [str((tmp_path / "run" / "maps" / "method" / "soft").resolve())]
 
 
 def test_an_interrupted_fit_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:
@@ -79,50 +78,17 @@ def test_an_interrupted_fit_resumes_from_its_newest_checkpoint(tmp_path: Path) -
     last = stage.folder / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
     last.touch()
-    assert f"--ckpt_path={last}" in stage.arguments()
+    assert stage.settings()["ckpt_path"] == str(last)
     hpc = stage.folder / "hpc_ckpt_1.ckpt"  # written by Lightning on SLURM's SIGUSR1
     hpc.touch()
     os.utime(last, (1, 1))
     assert resume_checkpoint(stage.folder) == hpc
-    assert f"--ckpt_path={hpc}" in stage.arguments()
+    assert stage.settings()["ckpt_path"] == str(hpc)
     assert not stage.is_complete()
-    stage.mark_complete(["cmd"])
+    stage.mark_complete(["cmd"], {})
     assert stage.is_complete()
     last.unlink()  # an output went missing: not complete any more
     assert not stage.is_complete()
-
-
-def test_demo_data_is_generated_only_into_a_missing_data_root(tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, demo_data=True)
-    data_stage = StageBuilder(spec).build()[0]
-    assert data_stage.id == "data" and not data_stage.is_complete()
-    (tmp_path / "data" / "OpenEarthMap-SAR").mkdir(parents=True)  # e.g. the real download
-    assert data_stage.is_complete()
-
-
-def test_the_demo_official_labeller_runs_once_per_data_root(tmp_path: Path) -> None:
-    labeller = Stage1Model("labeller", [STAGE1], ["--model.init_args.adaptation.enabled=false"])
-    spec = make_spec(tmp_path, demo_data=True, demo_official_labeller=labeller)
-    stages = StageBuilder(spec).build()
-    assert [s.id for s in stages[:5]] == [
-        "data",
-        "stage1/labeller",
-        "pseudo_labels/labeller",
-        "official_labels",
-        "stage1/a",
-    ]
-    install = stages[3]
-    assert install.subcommand == "install-official-labels" and "--label_set=run-labeller" in install.arguments()
-    assert not any(s.is_complete() for s in stages[1:4])
-    marker = tmp_path / "data" / "OpenEarthMap-SAR" / "train" / "OFFICIAL_LABELS.json"
-    marker.parent.mkdir(parents=True)
-    marker.write_text("{}")  # another run on the same data root installed them
-    assert all(s.is_complete() for s in stages[1:4]) and not stages[4].is_complete()
-
-    with pytest.raises(ValueError, match="demo_official_labeller needs demo_data"):
-        check_spec(make_spec(tmp_path, demo_official_labeller=labeller))
-    with pytest.raises(ValueError, match="'a' used twice"):
-        check_spec(make_spec(tmp_path, demo_data=True, demo_official_labeller=Stage1Model("a", [STAGE1])))
 
 
 def test_a_stage_starts_its_own_wandb_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,7 +119,7 @@ def test_selection_can_combine_a_subset_of_the_stage1_models(tmp_path: Path) -> 
     spec.selection_models = ["a", "b"]
     check_spec(spec)
     selection = next(s for s in StageBuilder(spec).build() if s.id == "selection")
-    assert '--sets=["run-a", "run-b"]' in selection.arguments()
+    assert selection.settings()["sets"] == ["run-a", "run-b"]
     spec.selection_models = ["a", "zzz"]
     with pytest.raises(ValueError, match="'zzz' is not a stage-1 model"):
         check_spec(spec)
@@ -170,9 +136,18 @@ def test_invalid_pipelines_are_rejected_with_every_problem(tmp_path: Path) -> No
         assert expected in message
 
 
-def test_missing_data_root_without_demo_is_a_clear_error(tmp_path: Path) -> None:
+def test_missing_data_root_without_a_preparation_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="data root does not exist"):
         run_pipeline(make_spec(tmp_path), dry_run=True)
+
+
+def test_two_stages_with_one_id_are_rejected(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, selection="none", stage1=[Stage1Model("a", [STAGE1])])
+    spec.stage2 = [Stage2Model("a", [STAGE2])]
+    StageBuilder(spec).build()  # stage1/a and stage2/a differ
+    spec.stage1 = [Stage1Model("a", [STAGE1]), Stage1Model("a", [STAGE1])]
+    with pytest.raises(ValueError, match=r"stage ids used twice: \['pseudo_labels/a', 'stage1/a'\]"):
+        StageBuilder(spec).build()
 
 
 def test_slurm_stages_run_through_srun_with_the_allocation_layout(
@@ -185,7 +160,9 @@ def test_slurm_stages_run_through_srun_with_the_allocation_layout(
     fit = stage_command(spec, stages["stage2/method"])
     assert fit[:4] == ["srun", "--nodes=2", "--ntasks-per-node=4", "--kill-on-bad-exit=1"]
     assert fit[5:7] == [str(REPO / "cli.py"), "fit"]
-    assert "--trainer.num_nodes=2" in fit and "--trainer.devices=4" in fit
+    assert fit[-1] == f"--config={stages['stage2/method'].settings_file}"
+    trainer = stages["stage2/method"].settings()["trainer"]
+    assert trainer["num_nodes"] == 2 and trainer["devices"] == 4
     assert stage_command(spec, stages["selection"])[:3] == ["srun", "--nodes=1", "--ntasks=1"]
     # A requeued job keeps its id, so its stages continue the same W&B runs.
     assert wandb_id(spec, "stage2/method") == "slurm4242-stage2-method"
@@ -214,12 +191,15 @@ def test_pipeline_configs_parse_and_dry_run(tmp_path: Path) -> None:
         init = parser.instantiate(cfg)
         spec = PipelineSpec(**{k: init[k] for k in PipelineSpec.__dataclass_fields__})
         check_spec(spec)
-    result = subprocess.run(
+    result = subprocess.run(  # the demo's own data root, data/demo, relative to the working folder
         [sys.executable, str(REPO / "cli.py"), "pipeline", f"--config={REPO / 'experiments/demo.yaml'}",
-         f"--run_dir={tmp_path / 'run'}", f"--data_root={tmp_path / 'data'}", "--dry-run"],
+         f"--run_dir={tmp_path / 'run'}", "--dry-run"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "[data] (would run)" in result.stdout and f" make-demo-data --config={tmp_path / 'run'}" in result.stdout
+    # Each command is printed with the settings its last --config would hold.
+    assert f"    runner_settings.yaml:\n    root: {tmp_path / 'data' / 'demo'}\n" in result.stdout
     assert "[stage1/adapted] (would run)" in result.stdout and " fit --config=" in result.stdout
     assert "[submission] (would run)" in result.stdout
     assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()  # a dry run writes nothing

@@ -23,9 +23,11 @@ from tests.helpers.data import TINY
 def tiny_pipeline(folder: Path, group: str) -> Path:
     """The demo pipeline at a tiny size: the official labeller, one stage-1 model, the method and the baseline."""
     demo = yaml.safe_load((REPO / "experiments/demo.yaml").read_text())
-    demo.update(data_root=str(folder / "data"), run_dir=str(folder / "run"), demo_settings=asdict(TINY))
+    demo.update(data_root=str(folder / "data"), run_dir=str(folder / "run"))
+    preparation = demo["prepare"]["init_args"]
+    preparation.update(root=str(folder / "data"), settings=asdict(TINY))
     demo["tracking"] = {"group": group}
-    for model in demo["stage1"] + demo["stage2"] + [demo["demo_official_labeller"]]:
+    for model in demo["stage1"] + demo["stage2"] + [preparation["official_labeller"]]:
         model["args"] = model.get("args", []) + TINY_STAGE_ARGS
     path = folder / "tiny_pipeline.yaml"
     path.write_text(yaml.safe_dump(demo))
@@ -93,6 +95,10 @@ def test_every_stage_writes_its_outputs_and_the_table_compares_method_and_baseli
     assert len(list((data / "OpenEarthMap-SAR/train/labels_noise_model").glob("*.tif"))) == len(train_rgb) + 1
     for model in ("method", "baseline"):
         assert list((run / "stage2" / model / "checkpoints").glob("best-*.ckpt"))
+        # The runner's tie-ins went in as the stage's last config, and are recorded with its command.
+        record = json.loads((run / "stage2" / model / "stage.json").read_text())
+        assert record["command"][-1] == f"--config={run / 'stage2' / model / 'runner_settings.yaml'}"
+        assert record["settings"]["data"]["init_args"]["root"] == str(data)
         assert sorted(p.name for p in (run / "maps" / model / "labels").glob("*.tif")) == test_tiles
         assert (run / "stage2" / model / "config.yaml").is_file()
     pngs = sorted(p.stem for p in (run / "submission").glob("*.png"))

@@ -3,9 +3,9 @@
 The real OEM-SAR train labels are "pseudo-labels derived from optical images based on pre-trained
 models" (DFC2025 baseline README): an optical model trained on OpenEarthMap, run on the OEM-SAR
 optical tiles without any adaptation. The generator writes a hand-made noise model of the truth
-instead (quick, and the knob of the label-noise sweep). When a pipeline names a
-``demo_official_labeller``, that source-only optical model is fitted and its pseudo-label set
-replaces ``train/labels`` here; the generator's labels are kept beside them in
+instead (quick, and the knob of the label-noise sweep). When the demo's preparation names an
+``official_labeller``, that source-only optical model is fitted and its pseudo-label set replaces
+``train/labels`` here (``install-official-labels``); the generator's labels are kept beside them in
 ``train/labels_noise_model``.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from datamodules.layout import LABELS, OEM_SAR_DIR, RGB_IMAGES, label_folder
 from datamodules.rasters import atomic_output
-from sar_synthetic.generator import MARKER as SYNTHETIC_MARKER
+from sar_synthetic.layout_writer import MARKER as SYNTHETIC_MARKER
 
 MARKER = "OFFICIAL_LABELS.json"
 NOISE_MODEL = "labels_noise_model"

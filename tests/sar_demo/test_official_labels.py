@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from datamodules.rasters import read_raster, write_raster
-from sar_pipeline.official_labels import NOISE_MODEL, install_official_labels, official_labels_marker
+from sar_demo.official_labels import NOISE_MODEL, install_official_labels, official_labels_marker
 
 SET = "labeller-run"
 

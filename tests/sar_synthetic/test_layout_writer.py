@@ -1,4 +1,4 @@
-"""Tests of the synthetic OpenEarthMap + OpenEarthMap-SAR generator."""
+"""Tests of the synthetic data root: layout, names, georeferencing, determinism, markers, atomic writing."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 from scipy import ndimage
 
 from datamodules.rasters import raster_info, read_label, read_raster
-from sar_synthetic import generator as synthetic
-from sar_synthetic.generator import SyntheticConfig, demo_data_complete, generate_demo_data
+from sar_synthetic import layout_writer
+from sar_synthetic.layout_writer import demo_data_complete, generate_demo_data
+from sar_synthetic.scene import generate_scene
+from sar_synthetic.tiles import sar_content_scale, tile_rng
 from tests.helpers.data import TINY as SHARED_TINY
 
 TINY = replace(SHARED_TINY, seed=3, sar_train_tiles=4, sar_test_tiles=4, nodata_test_fraction=0.5)
@@ -110,32 +112,6 @@ def test_noisy_train_labels_differ_from_the_truth(tiny: Path) -> None:
     assert 0.35 < np.mean(agreements) < 0.9
 
 
-def test_default_label_noise_agreement_matches_the_documented_range() -> None:
-    rng = np.random.default_rng(0)
-    agreements = []
-    for _ in range(6):
-        label = synthetic._generate_scene(rng, 256)
-        agreements.append(np.mean(synthetic._corrupt_labels(rng, label, 0.3) == label))
-    assert 0.55 < np.mean(agreements) < 0.75
-    stronger = synthetic._corrupt_labels(np.random.default_rng(1), label, 0.8)
-    assert np.mean(stronger == label) < agreements[-1]
-
-
-def test_domain_gap_zero_renders_exactly_like_oem() -> None:
-    label = synthetic._generate_scene(np.random.default_rng(5), 128)
-    oem = synthetic._render_optical(np.random.default_rng(6), label, synthetic._oem_style())
-    no_gap = synthetic._render_optical(np.random.default_rng(6), label, synthetic._sar_optical_style(0.0, 0.1))
-    gap = synthetic._render_optical(np.random.default_rng(6), label, synthetic._sar_optical_style(1.0, 0.35))
-    assert np.array_equal(oem, no_gap)
-
-    def sharpness(image: np.ndarray) -> float:
-        return float(np.abs(np.diff(image.astype(float), axis=2)).mean())
-
-    assert sharpness(gap) < 0.6 * sharpness(oem)  # lower effective resolution
-    colour_shift = np.abs(gap.reshape(3, -1).mean(1) - oem.reshape(3, -1).mean(1)).max()
-    assert colour_shift > 8  # another colour balance / season
-
-
 def test_domain_gap_knob_changes_the_generated_optical_tiles(tiny: Path, tmp_path: Path) -> None:
     no_gap = generate_demo_data(tmp_path / "no_gap", replace(TINY, domain_gap=0.0), progress=False)
     rgb = tiny / SAR / "val" / "rgb_images" / "ValArea_001.tif"
@@ -143,7 +119,7 @@ def test_domain_gap_knob_changes_the_generated_optical_tiles(tiny: Path, tmp_pat
     without = read_raster(no_gap / SAR / "val" / "rgb_images" / rgb.name).astype(float)
     assert np.abs(np.diff(with_gap, axis=2)).mean() < 0.7 * np.abs(np.diff(without, axis=2)).mean()
     # Without the gap the scene is drawn at the native scale, directly on the grid.
-    native = synthetic._generate_scene(synthetic._rng(TINY.seed, "val", 0, 0), TINY.tile_size)
+    native = generate_scene(tile_rng(TINY.seed, "val", 0, 0), TINY.tile_size)
     assert np.array_equal(read_label(no_gap / SAR / "val" / "labels" / rgb.name), native)
     assert not np.array_equal(read_label(rgb.parent.parent / "labels" / rgb.name), native)
 
@@ -155,49 +131,8 @@ def test_oem_sar_grids_have_the_configured_gsd_and_scale_the_scene(tiny: Path) -
         assert np.hypot(b, e) == pytest.approx(np.hypot(a, d))
     for path in sorted((tiny / "OpenEarthMap").glob("*/images/*.tif")):
         assert TINY.oem_gsd_range[0] <= raster_info(path).transform.a <= TINY.oem_gsd_range[1], path
-    assert synthetic.sar_content_scale(TINY, 0.15, 0.5) == pytest.approx(0.5 / 0.15)
-    assert synthetic.sar_content_scale(replace(TINY, domain_gap=0.0), 0.15, 0.5) == 1.0
-
-
-def test_a_scene_drawn_at_a_larger_scale_has_fewer_boundaries_per_pixel() -> None:
-    def boundary_density(scale: float) -> float:
-        densities = []
-        for seed in range(4):
-            scene = synthetic._generate_scene(np.random.default_rng(seed), round(128 / scale))
-            label = synthetic._resample_label(scene, 128)
-            densities.append(np.mean(label[:, 1:] != label[:, :-1]))
-        return float(np.mean(densities))
-
-    native, enlarged = boundary_density(1.0), boundary_density(2.5)
-    assert enlarged < 0.6 * native
-
-
-@pytest.mark.parametrize("native", [20, 40, 90])
-def test_resampled_image_and_label_stay_aligned(native: int) -> None:
-    label = np.zeros((native, native), np.uint8)
-    label[:, native // 2 :] = 3
-    image = (label[None] * 80.0).astype(np.float32)  # a step edge on the class boundary
-    size = 64
-    label_out = synthetic._resample_label(label, size)
-    image_out = synthetic._resample(image, size)[0]
-    assert label_out.shape == image_out.shape == (size, size)
-    assert set(np.unique(label_out)) == {0, 3}
-    label_edge = np.argmax(label_out[size // 2] == 3)
-    image_edge = np.argmax(image_out[size // 2] >= 120)  # half-way up the step
-    assert abs(int(label_edge) - int(image_edge)) <= 1
-
-
-def test_optical_resolution_is_drawn_per_tile_from_its_range() -> None:
-    label = synthetic._generate_scene(np.random.default_rng(5), 128)
-
-    def sharpness(resolution: float) -> float:
-        style = synthetic._sar_optical_style(1.0, resolution)
-        image = synthetic._render_optical(np.random.default_rng(6), label, style)
-        return float(np.abs(np.diff(image.astype(float), axis=2)).mean())
-
-    assert synthetic._sar_optical_style(1.0, 0.1).resolution_factor == pytest.approx(10.0)
-    assert synthetic._sar_optical_style(0.5, 0.25).resolution_factor == pytest.approx(2.5)
-    assert sharpness(0.1) < sharpness(0.35) < sharpness(1.0)
+    assert sar_content_scale(TINY, 0.15, 0.5) == pytest.approx(0.5 / 0.15)
+    assert sar_content_scale(replace(TINY, domain_gap=0.0), 0.15, 0.5) == 1.0
 
 
 def test_optical_resolution_changes_only_the_oem_sar_rgb(tiny: Path, tmp_path: Path) -> None:
@@ -299,18 +234,7 @@ def test_failed_generation_leaves_nothing_behind(tmp_path: Path, monkeypatch: py
     def explode(*args: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synthetic, "_write_sar_tile", explode)
+    monkeypatch.setattr(layout_writer, "_write_sar_tile", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         generate_demo_data(tmp_path / "data", TINY, progress=False)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_invalid_config_is_rejected() -> None:
-    with pytest.raises(ValueError, match="speckle_looks"):
-        SyntheticConfig(speckle_looks=0)
-    with pytest.raises(ValueError, match="nodata_test_fraction"):
-        SyntheticConfig(nodata_test_fraction=1.5)
-    with pytest.raises(ValueError, match="optical_resolution_range"):
-        SyntheticConfig(optical_resolution_range=(0.4, 0.2))
-    with pytest.raises(ValueError, match="optical_resolution_range"):
-        SyntheticConfig(optical_resolution_range=(0.0, 0.2))
