@@ -1,9 +1,8 @@
-"""What the stage-1 and stage-2 datamodules share: loaders (sampling, seeding), normalisation, demo data."""
+"""What the stage-1 and stage-2 datamodules share: loaders (sampling, seeding), the data root, demo data."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -11,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, RandomSampler, get_worker_info
 
 from datamodules.datasets import Tile, TileDataset
-from datamodules.transforms import Normaliser, TrainAugmentation
+from datamodules.transforms import TrainAugmentation
 from sar_synthetic.generator import SyntheticConfig, demo_data_complete, generate_demo_data
 
 
@@ -56,26 +55,17 @@ def tiles_to_predict(tiles: list[Tile], label_dir: Path) -> list[Tile]:
     return todo
 
 
-def normalise_batch(batch: dict[str, Any], normaliser: Normaliser) -> dict[str, Any]:
-    """Keep raw pixels as ``raw_image`` and normalise ``image``; recurses into {"source", "target"} batches."""
-    parts = [batch[k] for k in ("source", "target") if k in batch] or [batch]
-    for part in parts:
-        part["raw_image"] = part["image"]
-        part["image"] = normaliser(part["image"])
-    return batch
-
-
 class TileDataModule(L.LightningDataModule):
-    """Base of the tile datamodules: the data root, optional synthetic demo data, batch normalisation.
+    """Base of the tile datamodules: the data root and optional synthetic demo data.
 
-    Subclasses declare every option as a typed ``__init__`` argument (so ``--print_config`` shows
-    it) and pass these four on.
+    Batches hold raw pixels: the task that consumes them owns their normalisation. Subclasses
+    declare every option as a typed ``__init__`` argument (so ``--print_config`` shows it) and pass
+    these three on.
     """
 
-    def __init__(self, root: str, normaliser: Normaliser, demo_data: bool, demo_settings: SyntheticConfig) -> None:
+    def __init__(self, root: str, demo_data: bool, demo_settings: SyntheticConfig) -> None:
         super().__init__()
         self.root = Path(root)
-        self.normaliser = normaliser
         self.demo_data = demo_data
         self.demo_settings = demo_settings  # LightningCLI stores hparams as plain dicts; keep the object
 
@@ -83,7 +73,3 @@ class TileDataModule(L.LightningDataModule):
         """Generate the synthetic dataset if asked to and absent (runs on one process per node)."""
         if self.demo_data and not demo_data_complete(self.root):
             generate_demo_data(self.root, self.demo_settings)
-
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Normalise raw pixels on the device (uint8 travels to the GPU, 4x less than float32)."""
-        return normalise_batch(batch, self.normaliser)

@@ -10,7 +10,8 @@ from typing import Literal
 
 import segmentation_models_pytorch as smp
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 Architecture = Literal["Unet", "UPerNet", "Segformer", "DeepLabV3Plus", "FPN"]
 NORM_LAYERS: tuple[type[nn.Module], ...] = (
@@ -33,6 +34,22 @@ class NetworkConfig:
     bn_momentum: float | None = None
     output_stride: int = 32
     """Inputs are padded to a multiple of this before the forward pass."""
+
+
+def padded_forward(network: nn.Module, images: Tensor, stride: int) -> Tensor:
+    """Logits of ``network`` for images of any size: padded to a multiple of ``stride``, cropped back."""
+    height, width = images.shape[-2:]
+    pad_h, pad_w = (-height) % stride, (-width) % stride
+    if pad_h or pad_w:
+        images = F.pad(images, (0, pad_w, 0, pad_h))
+    return network(images)[..., :height, :width]
+
+
+def build_network(config: NetworkConfig) -> nn.Module:
+    """The network a :class:`NetworkConfig` describes (see :func:`build_model`)."""
+    return build_model(
+        config.arch, config.encoder, config.in_channels, config.num_classes, config.encoder_weights, config.bn_momentum
+    )
 
 
 def build_model(
