@@ -31,10 +31,10 @@ from sar_studies.statistics import format_mean_std, paired_differences
 REPO = Path(__file__).resolve().parents[1]
 
 VARIANTS: dict[str, list[str]] = {
-    "source-only": ["--model.init_args.adaptation.enabled", "false", "--data.init_args.raa_p", "0"],
-    "mean teacher": ["--data.init_args.raa_p", "0"],
+    "source-only": ["--model.init_args.adaptation.enabled", "false", "--data.init_args.raa.p", "0"],
+    "mean teacher": ["--data.init_args.raa.p", "0"],
     "mean teacher + RAA": [],
-    "mean teacher + RAA (area)": ["--data.init_args.raa_down_interpolation", "area"],
+    "mean teacher + RAA (area)": ["--data.init_args.raa.down_interpolation", "area"],
 }
 DEFAULT_VARIANTS = ["source-only", "mean teacher", "mean teacher + RAA"]
 

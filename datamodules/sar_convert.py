@@ -13,7 +13,7 @@ from pathlib import Path
 from rasterio.windows import Window
 from tqdm import tqdm
 
-from datamodules.rasters import DataError, geotiff_profile, open_geotiff_writer
+from datamodules.rasters import DataError, geotiff_profile, open_geotiff_writer, raster_info
 from datamodules.sar_scaling import SARScaling, ScaledSAR
 
 
@@ -44,9 +44,9 @@ def convert(
     """
     if block <= 0:
         raise ValueError(f"block must be positive, got {block}")
+    if raster_info(input).dtype == "uint8":
+        raise DataError(input, "is 8-bit already: nothing to convert")
     scene = ScaledSAR(input, scaling)
-    if scene.high is None:
-        raise DataError(scene.path, "is 8-bit already: nothing to convert (give --scaling.source for another type)")
     if Path(output).resolve() == scene.path.resolve():
         raise DataError(scene.path, "output would overwrite the scene; choose another --output")
     info = scene.info

@@ -155,7 +155,7 @@ class ScaledSAR:
         data, valid = read_masked(self.path, bands=1, window=window, out_shape=out_shape)
         if self.high is None:
             return data.astype(np.uint8, copy=False), valid
-        return self.scaling.to_uint8(data, self.high), valid
+        return _blank(self.scaling.to_uint8(data, self.high), valid), valid
 
 
 def read_sar(path: str | os.PathLike, scaling: SARScaling) -> tuple[np.ndarray, np.ndarray]:
@@ -169,4 +169,10 @@ def read_sar(path: str | os.PathLike, scaling: SARScaling) -> tuple[np.ndarray, 
     if scaling.source == "uint8" and dtype == "uint8":
         return data, valid
     scaling.check(path, dtype, data[0], valid)
-    return scaling.to_uint8(data, scaling.fit(path, data[0], valid)), valid
+    return _blank(scaling.to_uint8(data, scaling.fit(path, data[0], valid)), valid), valid
+
+
+def _blank(scaled: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Invalid pixels 0 (their raw 0 is not amplitude 0 in every source: 0 dB is amplitude 1)."""
+    scaled[:, ~valid] = 0
+    return scaled

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from datamodules.nodata import NoDataRule
 from sar_synthetic.generator import SyntheticConfig
 
 Selection = Literal["none", "agreement", "soft_ensemble"]
@@ -58,16 +59,16 @@ class Stage2Model:
 
 @dataclass
 class SubmissionSettings:
-    """The test-set ensemble and the contest submission (METHOD.md section 5); None = ``submit``'s default.
+    """The test-set ensemble and the contest submission.
 
     Attributes:
-        class_weights: per-class weights of the ensemble (``submit``'s default: class 0 weight 0 when
-            several models vote, so only classes 1..8 win, as the reference does).
-        nodata_min_area: smallest border-connected zero region (pixels) treated as no-data.
+        class_weights: per-class weights of the ensemble (None: ``submit``'s default, class 0 weight 0
+            when several models vote, so only classes 1..8 win, as the reference does).
+        nodata: the no-data rule of the submission (the reference's 99.85 % rule by default).
     """
 
     class_weights: list[float] | None = None
-    nodata_min_area: int | None = None
+    nodata: NoDataRule = field(default_factory=NoDataRule)
 
 
 @dataclass

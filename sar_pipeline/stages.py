@@ -366,11 +366,9 @@ class StageBuilder:
         folder = self.run / "submission"
         soft = [str(self.run / "maps" / m / "soft") for m in members]
         settings = self.spec.submission
-        options = []
+        options = [f"--nodata={json.dumps(asdict(settings.nodata))}"]
         if settings.class_weights is not None:
-            options.append(f"--class_weights={json.dumps(settings.class_weights)}")
-        if settings.nodata_min_area is not None:
-            options.append(f"--nodata_min_area={settings.nodata_min_area}")
+            options.append(f"--ensemble.class_weights={json.dumps(settings.class_weights)}")
         return Stage(
             "submission",
             "submission",

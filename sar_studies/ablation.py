@@ -59,14 +59,14 @@ CE = [
 ]
 SCE_ONLY = ["--model.init_args.loss.lovasz_weight=0"]
 LARGER = ["--model.init_args.network.encoder=resnet34"]
-NO_RAA = "--data.init_args.raa_p=0"
+NO_RAA = "--data.init_args.raa.p=0"
 WEIGHTING = "--model.init_args.adaptation.weighting"
 
 # name -> (what it shows, extra stage-1 arguments)
 STAGE1 = {
     "source_only": (
         "no adaptation, no RAA",
-        ["--model.init_args.adaptation.enabled=false", "--data.init_args.raa_p=0"],
+        ["--model.init_args.adaptation.enabled=false", "--data.init_args.raa.p=0"],
     ),
     "mean_teacher": ("mean teacher without RAA", [NO_RAA]),
     "mt_raa": ("mean teacher + RAA (the method)", []),
@@ -189,7 +189,7 @@ def test_time_scores(folder: Path, data: Path, quick: bool, env: dict[str, str])
     other = "sce" if quick else "larger_encoder"
     variants = {
         "single_view": [f"--ckpt_path={method}"],
-        "tta": [f"--ckpt_path={method}", "--flips=[none,h,v]", "--scales=[0.75,1.0,1.25]"],
+        "tta": [f"--ckpt_path={method}", "--inference.flips=[none,h,v]", "--inference.scales=[0.75,1.0,1.25]"],
         "ensemble_of_two": [
             f"--soft_dirs={json.dumps([str(folder / 'maps' / f'sar_on_{METHOD_SET}'), str(folder / 'maps' / other)])}"
         ],
@@ -198,7 +198,7 @@ def test_time_scores(folder: Path, data: Path, quick: bool, env: dict[str, str])
     for name, args in variants.items():
         out = folder / "test_time" / name
         if not (out / "scores.json").is_file():
-            submit = [f"--sar_dir={sar / 'sar_images'}", f"--output={out}", f"--class_weights={weights}", *args]
+            submit = [f"--sar_dir={sar / 'sar_images'}", f"--output={out}", f"--ensemble.class_weights={weights}", *args]
             run_tool("submit", *submit, env=env)
             scores_file = f"--output={out / 'scores.json'}"
             run_tool("evaluate", f"--predictions={out}", f"--labels={sar / 'labels'}", scores_file, env=env)

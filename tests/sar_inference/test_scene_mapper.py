@@ -158,3 +158,30 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"missing\.ckpt: checkpoint file does not exist"):
         map_scene(input=str(tmp_path / "scene.tif"), **{**common, "ckpt_path": str(tmp_path / "missing.ckpt")})
     assert not (tmp_path / "map.tif").exists()
+
+
+def test_a_db_scene_maps_as_its_8_bit_conversion_and_its_nodata_is_background(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    db = (20 * np.log10(rng.rayleigh(0.05, (90, 110)) + 1e-3)).astype(np.float32)
+    db[:30, :25] = -9999.0  # the product's own nodata (tagged)
+    write_raster(tmp_path / "scene_db.tif", db, nodata=-9999.0, **ROTATED)
+    ckpt = sar_checkpoint(tmp_path / "sar.ckpt", inference=InferenceConfig(window=32, stride=16))
+    with pytest.raises(DataError, match=r"scene_db\.tif: holds float32 values .*--scaling\.source db"):
+        map_scene(str(ckpt), str(tmp_path / "scene_db.tif"), str(tmp_path / "refused.tif"), progress=False)
+    scaling = SARScaling(source="db")
+    map_scene(str(ckpt), str(tmp_path / "scene_db.tif"), str(tmp_path / "map.tif"), scaling=scaling, progress=False)
+    cli_main(["convert", "--input", str(tmp_path / "scene_db.tif"), "--output", str(tmp_path / "scene_8bit.tif"),
+              "--scaling.source", "db", "--progress", "false"])  # fmt: skip
+    cli_main(["map", "--ckpt_path", str(ckpt), "--input", str(tmp_path / "scene_8bit.tif"),
+              "--output", str(tmp_path / "map_8bit.tif"), "--progress", "false"])  # fmt: skip
+    direct, converted = read_raster(tmp_path / "map.tif")[0], read_raster(tmp_path / "map_8bit.tif")[0]
+    np.testing.assert_array_equal(direct, converted)
+    assert (direct[:30, :25] == 0).all() and (direct[30:] != 0).mean() > 0.5
+
+
+def test_map_warns_when_the_scene_pixel_size_is_far_from_the_training_gsd(tmp_path: Path) -> None:
+    sar = np.random.default_rng(8).integers(0, 256, (64, 64), dtype=np.uint8)
+    write_raster(tmp_path / "s1.tif", sar, crs="EPSG:32654", transform=Affine(10.0, 0, 4e5, 0, -10.0, 3.9e6))
+    ckpt = sar_checkpoint(tmp_path / "sar.ckpt")
+    with pytest.warns(UserWarning, match=r"s1\.tif: pixel size 10 x 10 m lies far outside the 0.15-0.5 m"):
+        map_scene(str(ckpt), str(tmp_path / "s1.tif"), str(tmp_path / "map.tif"), progress=False)

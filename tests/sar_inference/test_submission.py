@@ -112,3 +112,18 @@ def test_missing_or_misfit_predictions_are_errors_and_keep_the_old_submission(ti
     assert not (out / "old.png").exists() and (out / "submission.zip").is_file()  # replaced as a whole
     with pytest.raises(ValueError, match="needs soft_dirs, ckpt_path or both"):
         submit(str(out), str(tiles / "sar"), progress=False)
+
+
+def test_a_tiles_own_nodata_is_background_in_its_png(tiles: Path) -> None:
+    sar = read_raster(tiles / "sar" / NAMES[0])[0]
+    sar[:5, :7] = 0
+    write_raster(tiles / "sar" / NAMES[0], sar, nodata=0, **GRID)  # this product says 0 is nodata
+    out = submit(str(tiles / "out"), str(tiles / "sar"), soft_dirs=[str(tiles / "pred_b")], progress=False)
+    label = read_raster(out / NAMES[0].replace(".tif", ".png"))[0]
+    assert (label[:5, :7] == 0).all() and label[0, 7] == 0 and (label[5:] == 0).all()  # pred_b: class 0 wins
+    weighted = submit(
+        str(tiles / "out2"), str(tiles / "sar"), soft_dirs=[str(tiles / "pred_b")],
+        ensemble=EnsembleSettings(class_weights=(0.0,) + (1.0,) * 8), progress=False,
+    )  # fmt: skip
+    label = read_raster(weighted / NAMES[0].replace(".tif", ".png"))[0]
+    assert (label[:5, :7] == 0).all() and (label[5:] == 2).all()  # only the tile's own nodata stays 0
