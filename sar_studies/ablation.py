@@ -198,7 +198,8 @@ def test_time_scores(folder: Path, data: Path, quick: bool, env: dict[str, str])
     for name, args in variants.items():
         out = folder / "test_time" / name
         if not (out / "scores.json").is_file():
-            submit = [f"--sar_dir={sar / 'sar_images'}", f"--output={out}", f"--ensemble.class_weights={weights}", *args]
+            weighted = f"--ensemble.class_weights={weights}"
+            submit = [f"--sar_dir={sar / 'sar_images'}", f"--output={out}", weighted, *args]
             run_tool("submit", *submit, env=env)
             scores_file = f"--output={out / 'scores.json'}"
             run_tool("evaluate", f"--predictions={out}", f"--labels={sar / 'labels'}", scores_file, env=env)

@@ -118,7 +118,7 @@ def test_convert_writes_the_8_bit_scene_blockwise_with_its_georeferencing_and_ma
         assert (dst.crs, dst.transform, dst.shape, dst.dtypes) == (src.crs, src.transform, src.shape, ("uint8",))
         assert dst.nodata is None  # exact zeros are valid SAR: the nodata is a mask, not a value
         assert not dst.read_masks(1)[:40, :50].any() and dst.read_masks(1)[40:].all()
-    whole, valid = ScaledSAR(tmp_path / "scene_db.tif", scaling).read()
+    whole, _ = ScaledSAR(tmp_path / "scene_db.tif", scaling).read()
     np.testing.assert_array_equal(read_raster(out)[0], whole[0])  # blocks share one scaling
     with pytest.raises(DataError, match=r"scene_8bit\.tif: is 8-bit already"):
         convert(str(out), str(tmp_path / "again.tif"), progress=False)

@@ -1,8 +1,6 @@
 """Training augmentation: geometric steps, the class-capped crop, reseeding."""
 
 import numpy as np
-import pytest
-import torch
 
 from datamodules.transforms import TrainAugmentation, capped_random_crop
 

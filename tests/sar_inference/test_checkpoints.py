@@ -18,7 +18,7 @@ from lightning_modules.optical_adapter import OpticalAdapter
 from lightning_modules.sar_segmenter import SARSegmenter
 from sar_inference.checkpoints import RECORD_KEY, checkpoint_record, load_model
 from sar_inference.settings import InferenceConfig
-from sar_studies.checkpoints import sar_checkpoint, save_checkpoint
+from sar_studies.checkpoints import save_checkpoint
 
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "legacy_checkpoints"
 """Checkpoints written by the code before records (see make_legacy_checkpoints.py there)."""
