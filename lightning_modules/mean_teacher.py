@@ -39,7 +39,7 @@ class AdaptationConfig:
     classmix: bool = True
     """Mix source classes into the target; off: learn the strongly augmented target alone."""
     classmix_per_image: bool = True
-    """Choose the mixed classes per image (METHOD.md); False: from the whole batch (reference code)."""
+    """Choose the mixed classes per image (the paper); False: from the whole batch (reference code)."""
     teacher_mode: Literal["train", "eval"] = "train"
     """BatchNorm/dropout mode of the teacher when it labels the target (DAFormer: train, no dropout)."""
     jitter_p: float = 0.5

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -73,6 +72,8 @@ def build_model(
         bn_momentum: override the momentum of every BatchNorm layer (smp's EfficientNets use 0.01,
             whose running statistics lag far behind in short runs from scratch).
     """
+    import segmentation_models_pytorch as smp  # here, not at the top: --help and loading start ~2 s sooner
+
     local_file = encoder_weights if encoder_weights not in (None, "imagenet") else None
     model = smp.create_model(
         arch,

@@ -84,8 +84,10 @@ def main(argv: list[str] | None = None) -> None:
         pipeline_main(words[1:])
         return
     if words[0] in TOOLS:
-        from jsonargparse import auto_cli
+        from jsonargparse import auto_cli, set_parsing_settings
 
+        # The settings dataclasses document each field below it: --help shows those texts.
+        set_parsing_settings(docstring_parse_attribute_docstrings=True)
         auto_cli(tool(words[0]), args=words[1:], as_positional=False)
         return
     from lightning_modules.lightning_cli import run_lightning_cli
