@@ -150,3 +150,23 @@ def test_a_scene_far_outside_the_training_gsd_gets_a_warning_naming_both(tmp_pat
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not warn_if_far_from_training_gsd(raster_info(tmp_path / "ok.tif"), (0.15, 0.5))
+
+
+UMBRA_CROPS = sorted((Path(__file__).resolve().parents[1] / "data").glob("*umbra*.tif*"))
+
+
+@pytest.mark.skipif(not UMBRA_CROPS, reason="no crop of the real Umbra sample under tests/data")
+def test_real_umbra_amplitude_delivered_as_float_or_db_converts_back_to_its_8_bit_image(tmp_path: Path) -> None:
+    info = raster_info(UMBRA_CROPS[0])
+    original = read_raster(UMBRA_CROPS[0])[0]
+    amplitude = original.astype(np.float32) * 0.0123  # as a float32 linear-amplitude product would hold it
+    db = np.where(original > 0, 20 * np.log10(np.maximum(amplitude, 1e-12)), -9999.0).astype(np.float32)
+    write_raster(tmp_path / "linear.tif", amplitude, crs=info.crs, transform=info.transform)
+    write_raster(tmp_path / "db.tif", db, crs=info.crs, transform=info.transform, nodata=-9999.0)
+    scaling = SARScaling(source="amplitude", high_percentile=99.99)
+    scaled = read_sar(tmp_path / "linear.tif", scaling)[0][0].astype(int)
+    top = np.percentile(original.astype(np.float64), 99.99)  # the stretch is linear: one factor 255 / top
+    np.testing.assert_array_equal(scaled, np.clip(np.rint(original * (255 / top)), 0, 255))
+    from_db, valid = read_sar(tmp_path / "db.tif", SARScaling(source="db"))
+    assert (valid == (original > 0)).all() and (from_db[0][~valid] == 0).all()
+    assert np.corrcoef(from_db[0][valid], original[valid])[0, 1] > 0.999
