@@ -19,20 +19,19 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import lightning as L
 import torch
 
-from datamodules.transforms import Normaliser
+from lightning_modules.mean_teacher import AdaptationConfig
 from lightning_modules.networks import NetworkConfig
-from lightning_modules.optical_adapter import AdaptationConfig, OpticalAdapter
+from lightning_modules.optical_adapter import OpticalAdapter
 from lightning_modules.optim import OptimConfig
 from sar_studies.timing import StepClock, timing_trainer
 
 
 class _Batches(L.LightningDataModule):
-    """Pre-made {"source", "target"} batches and the normaliser the adapter reads from its datamodule."""
+    """Pre-made {"source", "target"} batches of raw pixels (the adapter normalises them)."""
 
     def __init__(self, batches: list[dict]) -> None:
         super().__init__()
         self.batches = batches
-        self.normaliser = Normaliser("imagenet", 3)
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(self.batches, batch_size=None)
@@ -41,13 +40,12 @@ class _Batches(L.LightningDataModule):
 def make_batches(count: int, batch: int, size: int) -> list[dict]:
     """Random RGB crops with blocky labels for the source, padding-free masks for the target."""
     gen = torch.Generator().manual_seed(0)
-    normalise = Normaliser("imagenet", 3)
 
     def part(labelled: bool) -> dict:
         raw = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=gen)
         mask = torch.randint(0, 9, (batch, size // 16, size // 16), generator=gen) if labelled else None
         mask = mask.repeat_interleave(16, 1).repeat_interleave(16, 2) if labelled else torch.zeros(batch, size, size)
-        return {"image": normalise(raw), "raw_image": raw, "mask": mask.long()}
+        return {"image": raw, "mask": mask.long()}
 
     return [{"source": part(True), "target": part(False)} for _ in range(count)]
 

@@ -34,7 +34,7 @@ from rasterio.windows import Window
 from datamodules.rasters import geotiff_profile, open_geotiff_writer
 from sar_inference.engine import window_positions
 from sar_inference.scene_mapper import map_scene, scene_blocks
-from sar_inference.settings import InferenceConfig
+from sar_inference.settings import InferenceConfig, InferenceOverrides
 from sar_studies.checkpoints import sar_checkpoint
 
 WINDOW, STRIDE, BLOCK = 256, 128, 2048
@@ -71,10 +71,8 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    map_scene(
-        args.ckpt, args.scene, args.output, window=WINDOW, stride=STRIDE, block=BLOCK, batch_size=args.batch_size,
-        progress=False,
-    )  # fmt: skip
+    inference = InferenceOverrides(window=WINDOW, stride=STRIDE, batch_size=args.batch_size)
+    map_scene(args.ckpt, args.scene, args.output, inference=inference, block=BLOCK, progress=False)
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"seconds": seconds, "before_mib": before_kib / 1024, "peak_mib": peak_kib / 1024}))

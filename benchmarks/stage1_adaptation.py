@@ -34,7 +34,7 @@ VARIANTS: dict[str, list[str]] = {  # the variant fragments of experiments/varia
     "source-only": ["--config", str(REPO / "experiments/variants/source_only.yaml")],
     "mean teacher": ["--config", str(REPO / "experiments/variants/no_raa.yaml")],
     "mean teacher + RAA": [],
-    "mean teacher + RAA (area)": ["--data.init_args.raa_down_interpolation", "area"],
+    "mean teacher + RAA (area)": ["--data.init_args.raa.down_interpolation", "area"],
 }
 DEFAULT_VARIANTS = ["source-only", "mean teacher", "mean teacher + RAA"]
 

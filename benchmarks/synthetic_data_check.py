@@ -23,7 +23,7 @@ from scipy import ndimage
 from datamodules.classes import CLASS_NAMES, NUM_CLASSES, SCORED_CLASSES
 from datamodules.layout import OEM_DIR, OEM_SAR_DIR
 from datamodules.rasters import read_label, read_raster
-from datamodules.resolution_alignment import ResolutionAlignment
+from datamodules.resolution_alignment import RAASettings, ResolutionAlignment
 from sar_synthetic.config import SyntheticConfig
 from sar_synthetic.layout_writer import generate_demo_data
 
@@ -128,7 +128,7 @@ def sharpness(image: np.ndarray) -> float:
 
 def raa_sharpness(images: list[np.ndarray], seed: int = 0) -> float:
     """Mean sharpness of OEM images after RAA with the reference ranges, always applied (p = 1)."""
-    raa, rng, values = ResolutionAlignment(p=1.0), np.random.default_rng(seed), []
+    raa, rng, values = ResolutionAlignment(RAASettings(p=1.0)), np.random.default_rng(seed), []
     for image in images:
         for _ in range(4):
             out, _ = raa(image.transpose(1, 2, 0), image[0], rng)

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from datamodules.layout import OEM_DIR, OEM_SAR_DIR, RGB_IMAGES, SAR_IMAGES, label_folder
 from datamodules.rasters import DataError, raster_info, read_label, read_raster
+from datamodules.sar_scaling import SARScaling, read_sar
 
 Modality = Literal["sar", "rgb"]
 BANDS: dict[str, int] = {"sar": 1, "rgb": 3}
@@ -135,14 +136,19 @@ def index_oem(root: str | os.PathLike, splits: Sequence[str], with_labels: bool 
     return tiles
 
 
-def read_tile(tile: Tile) -> tuple[np.ndarray, np.ndarray | None]:
+def read_tile(tile: Tile, scaling: SARScaling | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a tile as an (H, W, C) image and an (H, W) uint8 label (or None).
 
+    Args:
+        tile: the tile.
+        scaling: for a SAR tile, how its values become 8-bit amplitude (the contract is checked; its
+            own nodata pixels read 0); None reads the pixels as they are.
+
     Raises:
-        DataError: unreadable file, wrong band count, NaN/inf, bad label values, or image and label
-            of different sizes (the message names both files).
+        DataError: unreadable file, wrong band count, NaN/inf, bad label values, values the scaling
+            would misread, or image and label of different sizes (the message names both files).
     """
-    image = read_raster(tile.image, bands=tile.bands)
+    image = read_raster(tile.image, bands=tile.bands) if scaling is None else read_sar(tile.image, scaling)[0]
     height, width = image.shape[1:]
     if tile.grid is not None:
         grid = raster_info(tile.grid)
@@ -162,27 +168,31 @@ def read_tile(tile: Tile) -> tuple[np.ndarray, np.ndarray | None]:
 class TileDataset(Dataset):
     """Reads tiles and applies an optional (image, label) augmentation.
 
-    Items are dicts: ``image`` (C, H, W) tensor of raw pixel values (uint8 or float32), ``mask``
-    (H, W) int64 tensor, ``name``, and ``grid`` (the raster whose georeferencing outputs copy).
-    Unlabelled tiles have no ``mask`` unless augmented; then it is 0 on image pixels and the
-    augmentation's pad label on padding. Normalisation happens on the batch, after transfer to the
-    device (see :class:`datamodules.transforms.Normaliser`).
+    Items are dicts: ``image`` (C, H, W) tensor of raw pixel values, ``mask`` (H, W) int64 tensor,
+    ``name``, ``grid`` (the raster whose georeferencing outputs copy) and ``split`` (the name a
+    task's metrics take, e.g. ``val``). SAR tiles read through ``scaling`` are 8-bit. Unlabelled
+    tiles have no ``mask`` unless augmented; then it is 0 on image pixels and the augmentation's pad
+    label on padding. Normalisation happens on the batch, in the task, after transfer to the device.
     """
 
     def __init__(
         self,
         tiles: Sequence[Tile],
         augment: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+        split: str = "train",
+        scaling: SARScaling | None = None,
     ) -> None:
         self.tiles = list(tiles)
         self.augment = augment
+        self.split = split
+        self.scaling = scaling
 
     def __len__(self) -> int:
         return len(self.tiles)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         tile = self.tiles[index]
-        image, label = read_tile(tile)
+        image, label = read_tile(tile, self.scaling)
         if self.augment is not None:
             if label is None:  # unlabelled: after padding, the mask marks padded pixels with PADDING
                 label = np.zeros(image.shape[:2], np.uint8)
@@ -191,6 +201,7 @@ class TileDataset(Dataset):
             "image": torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0))),
             "name": tile.name,
             "grid": str(tile.grid or tile.image),
+            "split": self.split,
         }
         if label is not None:
             item["mask"] = torch.from_numpy(np.ascontiguousarray(label)).long()

@@ -1,9 +1,8 @@
-"""What the stage-1 and stage-2 datamodules share: the data root, loaders (sampling, seeding), normalisation."""
+"""What the stage-1 and stage-2 datamodules share: the data root, loaders (sampling, seeding)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -12,7 +11,7 @@ from torch.utils.data import DataLoader, RandomSampler, get_worker_info
 
 from datamodules.datasets import Tile, TileDataset
 from datamodules.rasters import DataError
-from datamodules.transforms import Normaliser, TrainAugmentation
+from datamodules.transforms import TrainAugmentation
 
 
 def seed_worker_augmentation(worker_id: int) -> None:
@@ -56,26 +55,17 @@ def tiles_to_predict(tiles: list[Tile], label_dir: Path) -> list[Tile]:
     return todo
 
 
-def normalise_batch(batch: dict[str, Any], normaliser: Normaliser) -> dict[str, Any]:
-    """Keep raw pixels as ``raw_image`` and normalise ``image``; recurses into {"source", "target"} batches."""
-    parts = [batch[k] for k in ("source", "target") if k in batch] or [batch]
-    for part in parts:
-        part["raw_image"] = part["image"]
-        part["image"] = normaliser(part["image"])
-    return batch
-
-
 class TileDataModule(L.LightningDataModule):
-    """Base of the tile datamodules: the data root and batch normalisation.
+    """Base of the tile datamodules: the data root.
 
-    Subclasses declare every option as a typed ``__init__`` argument (so ``--print_config`` shows
-    it) and pass these two on.
+    Batches hold raw pixels: the task that consumes them owns their normalisation. Subclasses
+    declare every option as a typed ``__init__`` argument (so ``--print_config`` shows it) and pass
+    the root on.
     """
 
-    def __init__(self, root: str, normaliser: Normaliser) -> None:
+    def __init__(self, root: str) -> None:
         super().__init__()
         self.root = Path(root)
-        self.normaliser = normaliser
 
     def prepare_data(self) -> None:
         """Fail early on a missing data root: before the loggers start (``setup`` checks again on every rank)."""
@@ -93,7 +83,3 @@ class TileDataModule(L.LightningDataModule):
                 "data root does not exist; point data.root at the folder holding OpenEarthMap/ and OpenEarthMap-SAR/, "
                 f"or generate the synthetic demo data there: python cli.py make-demo-data --root {self.root}",
             )
-
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Normalise raw pixels on the device (uint8 travels to the GPU, 4x less than float32)."""
-        return normalise_batch(batch, self.normaliser)

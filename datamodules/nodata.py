@@ -3,10 +3,13 @@
 Real SAR (Umbra) holds many exact zeros inside valid areas (about a quarter of the pixels of the
 Mount Yasur sample), often chained into long thin clusters, so ``pixel == 0`` is not no-data. The
 no-data wedges of rotated acquisitions are solid zero regions touching the border; this detector
-keeps only those (docs/method.md section 5, the simple alternative to the reference's learned mask).
+keeps only those (docs/method.md section 5, the simple alternative to the reference's learned mask). A
+scene's own nodata (its nodata value or mask band) is separate and always honoured by the tools that read it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -18,7 +21,32 @@ from datamodules.classes import BACKGROUND
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
 
-def nodata_mask(sar: np.ndarray, min_area: int, zero_value: float = 0, opening: int = 5) -> np.ndarray:
+@dataclass(frozen=True)
+class NoDataRule:
+    """The reference's no-data rule: a tile mostly but not all valid gets class 0 on its no-data region.
+
+    The region is the border-connected solid zero region of at least ``min_area`` pixels; it is
+    applied only when the valid fraction is below ``valid_fraction_threshold`` (99.85 %).
+    """
+
+    apply: bool = True
+    """Set the no-data region to class 0; false leaves every prediction as it is."""
+    min_area: int = 10000
+    """Smallest no-data region in pixels."""
+    valid_fraction_threshold: float = 0.9985
+    """Valid fraction below which the region is set to 0."""
+    opening: int = 5
+    """Side of the square opening that erases speckle zeros before the regions are found (1: none)."""
+
+    def mask(self, sar: np.ndarray) -> np.ndarray:
+        """(H, W) bool no-data region of one (H, W) SAR band, empty when the rule does not apply."""
+        if not self.apply:
+            return np.zeros(sar.shape, dtype=bool)
+        region = nodata_mask(sar, self.min_area, opening=self.opening)
+        return region if valid_fraction(region) < self.valid_fraction_threshold else np.zeros(sar.shape, dtype=bool)
+
+
+def nodata_mask(sar: np.ndarray, min_area: int, zero_value: float = 0, opening: int = NoDataRule.opening) -> np.ndarray:
     """Boolean (H, W) mask of the no-data region of a single-band SAR tile.
 
     A pixel is no-data when it equals ``zero_value`` and belongs to a solid zero region that touches
@@ -67,7 +95,9 @@ def valid_fraction(mask: np.ndarray) -> float:
     return 1.0 - float(np.mean(mask)) if mask.size else 1.0
 
 
-def apply_nodata(label: np.ndarray, mask: np.ndarray, valid_fraction_threshold: float = 0.9985) -> np.ndarray:
+def apply_nodata(
+    label: np.ndarray, mask: np.ndarray, valid_fraction_threshold: float = NoDataRule.valid_fraction_threshold
+) -> np.ndarray:
     """Return a copy of ``label`` set to background (0) on ``mask`` when the tile is mostly but not all valid.
 
     As in the reference, the mask is applied only when the valid fraction ``1 - mask.mean()`` is below
@@ -100,8 +130,7 @@ class OverviewNoData:
     Args:
         overview: (h, w) band of the scene read at reduced size.
         scene_shape: (H, W) of the full scene.
-        min_area: smallest no-data region in full-scene pixels (scaled to the overview).
-        valid_fraction_threshold: apply the mask only when the valid fraction is below this.
+        rule: the minimum area (in full-scene pixels, scaled to the overview), threshold and opening.
         zero_value: the no-data value.
     """
 
@@ -109,15 +138,15 @@ class OverviewNoData:
         self,
         overview: np.ndarray,
         scene_shape: tuple[int, int],
-        min_area: int,
-        valid_fraction_threshold: float = 0.9985,
+        rule: NoDataRule = NoDataRule(),
         zero_value: float = 0,
     ) -> None:
         self.scene_shape = scene_shape
         self.zero_value = zero_value
         scale = overview.size / (scene_shape[0] * scene_shape[1])
-        self.mask = nodata_mask(overview, min_area=round(min_area * scale), zero_value=zero_value)
-        self.active = valid_fraction(self.mask) < valid_fraction_threshold
+        min_area = round(rule.min_area * scale)
+        self.mask = nodata_mask(overview, min_area=min_area, zero_value=zero_value, opening=rule.opening)
+        self.active = rule.apply and valid_fraction(self.mask) < rule.valid_fraction_threshold
 
     def block_mask(self, sar: np.ndarray, row_off: int, col_off: int) -> np.ndarray:
         """(h, w) bool no-data mask of the (h, w) block of the scene starting at (row_off, col_off)."""

@@ -13,8 +13,8 @@ from datamodules.classes import PADDING
 from datamodules.datasets import Tile, TileDataset, index_oem, index_oem_sar
 from datamodules.layout import OEM_SAR_DIR, label_folder
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
-from datamodules.resolution_alignment import DownInterpolation, ResolutionAlignment
-from datamodules.transforms import NormalisationMode, Normaliser, PhotometricDistortion, TrainAugmentation
+from datamodules.resolution_alignment import RAASettings, ResolutionAlignment
+from datamodules.transforms import PhotometricDistortion, TrainAugmentation
 
 TargetSet = Literal["oem_sar_train", "oem_sar_val", "oem_test"]
 
@@ -22,11 +22,11 @@ TargetSet = Literal["oem_sar_train", "oem_sar_val", "oem_test"]
 class OpticalDataModule(TileDataModule):
     """Source (OpenEarthMap, labelled) and target (OEM-SAR optical, unlabelled) tiles for stage 1.
 
-    Training batches are ``{"source": batch, "target": batch}`` with ``batch_size`` crops each; the
-    target's ``mask`` is 255 on padding and 0 elsewhere (its labels are never read).
-    Validation runs on the target domain's labelled val tiles (logged as ``val``; the synthetic data
-    has clean truth, real users may have a manually labelled subset) and on the OEM val split
-    (``val_source``), in that order.
+    Training batches are ``{"source": batch, "target": batch}`` with ``batch_size`` crops each of raw
+    8-bit RGB (the task normalises them); the target's ``mask`` is 255 on padding and 0 elsewhere
+    (its labels are never read). Validation runs on the target domain's labelled val tiles (split
+    ``val``; the synthetic data has clean truth, real users may have a manually labelled subset) and
+    on the OEM val split (``val_source``), in that order.
 
     Args:
         root: data root holding ``OpenEarthMap/`` and ``OpenEarthMap-SAR/``.
@@ -38,16 +38,9 @@ class OpticalDataModule(TileDataModule):
         batch_size: source crops and target crops per step, each.
         val_batch_size: validation batch size (whole tiles).
         num_workers: data-loader workers per loader.
-        normalisation: ``imagenet`` (reference), ``divide_255`` or ``custom``.
-        mean: per-channel mean in pixel units for ``custom``.
-        std: per-channel standard deviation in pixel units for ``custom``.
         scale_range: random rescale range of both pipelines.
         cat_max_ratio: single-class cap of the source crops.
-        raa_p: probability of the resolution alignment augmentation on source crops (0: off).
-        raa_downsample_range: range of the RAA downsample ratio r.
-        raa_upsample_range: range of the RAA final size relative to the input, u.
-        raa_down_interpolation: RAA downsampling, ``linear`` (reference, aliased) or ``area``
-            (pre-filtered, like a coarser sensor).
+        raa: the resolution alignment augmentation of source crops (``p: 0`` turns it off).
         photometric: photometric distortion of source crops.
         samples_per_epoch: training steps per epoch x batch_size (None: one pass over the source).
         pseudo_label_set: name of the set ``predict`` writes: OEM-SAR ``train/labels_pl/<set>/`` (hard)
@@ -65,32 +58,20 @@ class OpticalDataModule(TileDataModule):
         batch_size: int = 8,
         val_batch_size: int = 1,
         num_workers: int = 2,
-        normalisation: NormalisationMode = "imagenet",
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
         scale_range: tuple[float, float] = (0.5, 2.0),
         cat_max_ratio: float = 0.75,
-        raa_p: float = 0.2,
-        raa_downsample_range: tuple[float, float] = (0.1, 0.35),
-        raa_upsample_range: tuple[float, float] = (1.0, 3.0),
-        raa_down_interpolation: DownInterpolation = "linear",
+        raa: RAASettings = RAASettings(),
         photometric: bool = True,
         samples_per_epoch: int | None = None,
         pseudo_label_set: str = "stage1",
     ) -> None:
-        super().__init__(root, Normaliser(normalisation, 3, mean, std))
+        super().__init__(root)
         self.save_hyperparameters()
+        self.raa = raa  # LightningCLI stores hparams as plain dicts; keep the object
         self.source_set: TileDataset | None = None
         self.target_set: TileDataset | None = None
         self.val_sets: list[TileDataset] = []
         self.predict_set: TileDataset | None = None
-
-    @property
-    def val_names(self) -> list[str]:
-        """Metric prefixes of the validation loaders, in order: the first is ``val`` (what checkpoints monitor)."""
-        hp = self.hparams
-        names = (["val"] if hp.target_val else []) + (["val_source"] if hp.source_val_split else [])
-        return ["val", *names[1:]] if names else []
 
     def _target_tiles(self) -> list[Tile]:
         tiles: list[Tile] = []
@@ -108,15 +89,8 @@ class OpticalDataModule(TileDataModule):
         geometric = {"scale_range": tuple(hp.scale_range), "ignore_values": (PADDING,), "pad_label": PADDING}
         if stage == "fit":
             source_steps: list[Any] = []
-            if hp.raa_p > 0:
-                source_steps.append(
-                    ResolutionAlignment(
-                        hp.raa_p,
-                        tuple(hp.raa_downsample_range),
-                        tuple(hp.raa_upsample_range),
-                        hp.raa_down_interpolation,
-                    )
-                )
+            if self.raa.p > 0:
+                source_steps.append(ResolutionAlignment(self.raa))
             if hp.photometric:
                 source_steps.append(PhotometricDistortion())
             self.source_set = TileDataset(
@@ -128,10 +102,12 @@ class OpticalDataModule(TileDataModule):
             )
         if stage in ("fit", "validate"):
             self.val_sets = []
+            # The first validation split is "val" (what checkpoints monitor): the target when scored, else the source.
             if hp.target_val:
-                self.val_sets.append(TileDataset(index_oem_sar(self.root, "val", "rgb", "official")))
+                self.val_sets.append(TileDataset(index_oem_sar(self.root, "val", "rgb", "official"), split="val"))
             if hp.source_val_split:
-                self.val_sets.append(TileDataset(index_oem(self.root, [hp.source_val_split])))
+                name = "val_source" if hp.target_val else "val"
+                self.val_sets.append(TileDataset(index_oem(self.root, [hp.source_val_split]), split=name))
         if stage == "predict":
             tiles = index_oem_sar(self.root, "train", "rgb", None)
             self.predict_set = TileDataset(tiles_to_predict(tiles, self.prediction_dirs()[0]))

@@ -19,6 +19,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
@@ -45,6 +46,8 @@ class RasterInfo:
     dtype: str
     crs: CRS | None
     transform: Affine
+    masked: bool = False
+    """The raster marks some pixels invalid: a nodata value, a mask band or an alpha band."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -75,7 +78,8 @@ def raster_info(path: str | os.PathLike) -> RasterInfo:
     """
     path = Path(path)
     with _gdal_errors_name(path), rasterio.open(path) as src:
-        return RasterInfo(path, src.width, src.height, src.count, src.dtypes[0], src.crs, src.transform)
+        masked = any(MaskFlags.all_valid not in flags for flags in src.mask_flag_enums)
+        return RasterInfo(path, src.width, src.height, src.count, src.dtypes[0], src.crs, src.transform, masked)
 
 
 def read_raster(
@@ -105,6 +109,42 @@ def read_raster(
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise DataError(path, f"contains {int((~np.isfinite(data)).sum())} NaN or inf value(s)")
     return data
+
+
+def read_masked(
+    path: str | os.PathLike,
+    *,
+    bands: int | None = None,
+    window: Window | None = None,
+    out_shape: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read a raster and where it is valid by its own nodata (its nodata value, mask band or alpha band).
+
+    As :func:`read_raster`, but NaN or inf values are allowed where the raster marks pixels invalid
+    (a float nodata of NaN is common); invalid pixels are set to 0.
+
+    Returns:
+        ``(data, valid)``: (bands, H, W) values and an (H, W) bool mask, True where every band is valid.
+
+    Raises:
+        DataError: missing, unreadable or truncated file, wrong band count, NaN or inf in valid pixels.
+    """
+    path = Path(path)
+    with _gdal_errors_name(path), rasterio.open(path) as src:
+        if bands is not None and src.count != bands:
+            raise DataError(path, f"has {src.count} band(s), expected {bands}")
+        shape = None if out_shape is None else (src.count, *out_shape)
+        data = src.read(window=window, out_shape=shape)
+        if all(MaskFlags.all_valid in flags for flags in src.mask_flag_enums):
+            valid = np.ones(data.shape[1:], dtype=bool)
+        else:
+            valid = (src.read_masks(window=window, out_shape=shape) > 0).all(axis=0)
+    if data.dtype.kind == "f":
+        bad = ~np.isfinite(data) & valid
+        if bad.any():
+            raise DataError(path, f"contains {int(bad.sum())} NaN or inf value(s) in valid pixels")
+    data[:, ~valid] = 0
+    return data, valid
 
 
 def overview_shape(height: int, width: int, max_side: int) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -26,6 +27,20 @@ def _resize(array: np.ndarray, height: int, width: int, interpolation: int) -> n
     return out[..., None] if array.ndim == 3 and out.ndim == 2 else out
 
 
+@dataclass(frozen=True)
+class RAASettings:
+    """Settings of the resolution alignment augmentation (the reference's; ``p: 0`` turns it off)."""
+
+    p: float = 0.2
+    """Probability of the step per source crop."""
+    downsample_range: tuple[float, float] = (0.1, 0.35)
+    """Range of the downsample ratio r, in (0, 1]."""
+    upsample_range: tuple[float, float] = (1.0, 3.0)
+    """Range of the final size relative to the input, u."""
+    down_interpolation: DownInterpolation = "linear"
+    """``linear`` (reference, aliased) or ``area`` (pre-filtered, like a coarser sensor)."""
+
+
 class ResolutionAlignment:
     """A ``before_crop`` step of :class:`datamodules.transforms.TrainAugmentation` (source images only).
 
@@ -41,26 +56,18 @@ class ResolutionAlignment:
     each output pixel's footprint instead, like a coarser sensor, and removes the aliasing.
 
     Args:
-        p: probability of applying the step.
-        downsample_range: range of ``r``, in (0, 1].
-        upsample_range: range of ``u`` (final size relative to the input size), > 0.
-        down_interpolation: ``"linear"`` (reference) or ``"area"`` for the downsample.
+        settings: p, the ranges of ``r`` and ``u`` and the downsample interpolation.
     """
 
-    def __init__(
-        self,
-        p: float = 0.2,
-        downsample_range: tuple[float, float] = (0.1, 0.35),
-        upsample_range: tuple[float, float] = (1.0, 3.0),
-        down_interpolation: DownInterpolation = "linear",
-    ) -> None:
+    def __init__(self, settings: RAASettings = RAASettings()) -> None:
+        p, down_interpolation = settings.p, settings.down_interpolation
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
         if down_interpolation not in _CV2_INTERPOLATION:
             raise ValueError(f"down_interpolation must be 'linear' or 'area', got {down_interpolation!r}")
         self.p = p
-        self.downsample_range = _check_range("downsample_range", downsample_range, 0.0, 1.0)
-        self.upsample_range = _check_range("upsample_range", upsample_range, 0.0, float("inf"))
+        self.downsample_range = _check_range("downsample_range", tuple(settings.downsample_range), 0.0, 1.0)
+        self.upsample_range = _check_range("upsample_range", tuple(settings.upsample_range), 0.0, float("inf"))
         self.down_interpolation = down_interpolation
 
     def sample(self, rng: np.random.Generator) -> tuple[float, float] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -12,11 +11,15 @@ from torch.utils.data import DataLoader
 from datamodules.classes import BACKGROUND, PADDING
 from datamodules.datasets import TileDataset, index_oem_sar
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
-from datamodules.transforms import NormalisationMode, Normaliser, TrainAugmentation
+from datamodules.sar_scaling import SARScaling
+from datamodules.transforms import TrainAugmentation
 
 
 class SARDataModule(TileDataModule):
     """OpenEarthMap-SAR SAR tiles for training a SAR segmenter.
+
+    Batches hold the raw 8-bit SAR band (the task normalises it and replicates it to its network's
+    input channels).
 
     Args:
         root: data root holding ``OpenEarthMap-SAR/`` (and ``OpenEarthMap/``).
@@ -26,10 +29,8 @@ class SARDataModule(TileDataModule):
         batch_size: training batch size per device.
         val_batch_size: validation/test batch size (whole tiles; keep 1 if tiles differ in size).
         num_workers: data-loader worker processes.
-        in_channels: model input channels; the SAR band is replicated when 3.
-        normalisation: ``divide_255`` (contest baseline), ``imagenet`` (reference code) or ``custom``.
-        mean: per-channel mean in pixel units for ``custom``.
-        std: per-channel standard deviation in pixel units for ``custom``.
+        scaling: how the SAR tiles' values become 8-bit amplitude (default ``uint8``: the tiles are
+            8-bit as OEM-SAR distributes them; anything else stops with an error naming the option).
         scale_range: random rescale range of the training augmentation.
         cat_max_ratio: a training crop is redrawn (up to 10 times) while one class covers more than this.
         val_source: ``val`` (the ``val`` split with its labels) or ``train_holdout`` (the last
@@ -53,10 +54,7 @@ class SARDataModule(TileDataModule):
         batch_size: int = 8,
         val_batch_size: int = 1,
         num_workers: int = 2,
-        in_channels: int = 1,
-        normalisation: NormalisationMode = "divide_255",
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
+        scaling: SARScaling = SARScaling(),
         scale_range: tuple[float, float] = (0.5, 2.0),
         cat_max_ratio: float = 0.75,
         val_source: Literal["val", "train_holdout"] = "val",
@@ -66,8 +64,9 @@ class SARDataModule(TileDataModule):
         predict_split: Literal["test", "val", "train"] = "test",
         prediction_dir: str | None = None,
     ) -> None:
-        super().__init__(root, Normaliser(normalisation, in_channels, mean, std))
+        super().__init__(root)
         self.save_hyperparameters()
+        self.scaling = scaling  # LightningCLI stores hparams as plain dicts; keep the object
         self.train_set: TileDataset | None = None
         self.val_set: TileDataset | None = None
         self.test_set: TileDataset | None = None
@@ -94,13 +93,14 @@ class SARDataModule(TileDataModule):
                 ignore_values=(BACKGROUND, PADDING),
                 pad_label=BACKGROUND,
             )
-            self.train_set = TileDataset(train_tiles, augment)
-            self.val_set = TileDataset(val_tiles)
+            self.train_set = TileDataset(train_tiles, augment, scaling=self.scaling)
+            self.val_set = TileDataset(val_tiles, split="val", scaling=self.scaling)
         if stage == "test":
-            self.test_set = TileDataset(index_oem_sar(self.root, "test", "sar", "official"))
+            tiles = index_oem_sar(self.root, "test", "sar", "official")
+            self.test_set = TileDataset(tiles, split="test", scaling=self.scaling)
         if stage == "predict":
             tiles = index_oem_sar(self.root, hp.predict_split, "sar", None)
-            self.predict_set = TileDataset(tiles_to_predict(tiles, self.prediction_dirs()[0]))
+            self.predict_set = TileDataset(tiles_to_predict(tiles, self.prediction_dirs()[0]), scaling=self.scaling)
 
     def prediction_dirs(self) -> tuple[Path, Path]:
         """Folders ``predict`` writes: hard labels, soft probabilities."""

@@ -1,68 +1,17 @@
-"""Training augmentation (albumentations + a class-capped crop) and input normalisation."""
+"""Training augmentation: albumentations geometric steps, a class-capped crop, photometric distortion."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Literal
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network look-up on import
 
 import albumentations as A
 import cv2
 import numpy as np
-import torch
-
-NormalisationMode = Literal["divide_255", "imagenet", "custom"]
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 ImageTransform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
-
-
-class Normaliser:
-    """Turn a batch of raw pixel values (0..255) into the float input a model expects.
-
-    Modes: ``divide_255`` (the contest baseline: x / 255), ``imagenet`` (x / 255 then ImageNet
-    mean/std, as the reference code feeds SAR), ``custom`` (``(x - mean) / std`` with mean/std in
-    raw pixel units, one value per model input channel). A 1-band input is replicated to
-    ``in_channels`` channels.
-    """
-
-    def __init__(
-        self,
-        mode: NormalisationMode = "divide_255",
-        in_channels: int = 1,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-    ) -> None:
-        if mode == "custom":
-            if mean is None or std is None:
-                raise ValueError("normalisation 'custom' needs both mean and std")
-            if len(mean) != in_channels or len(std) != in_channels:
-                raise ValueError(f"custom mean/std need {in_channels} value(s) each, got {mean} and {std}")
-            mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
-        elif mode == "imagenet":
-            stats = (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else (IMAGENET_MEAN[:1], IMAGENET_STD[:1])
-            mean_t = torch.tensor(stats[0]) * 255.0
-            std_t = torch.tensor(stats[1]) * 255.0
-            if in_channels not in (1, 3):
-                raise ValueError(f"normalisation 'imagenet' needs in_channels 1 or 3, got {in_channels}")
-        else:
-            mean_t, std_t = torch.zeros(in_channels), torch.full((in_channels,), 255.0)
-        self.in_channels = in_channels
-        self.mean = mean_t.view(1, -1, 1, 1)
-        self.std = std_t.view(1, -1, 1, 1)
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalise an (N, C, H, W) batch of raw pixels to float32 model input."""
-        channels = images.shape[1]
-        if channels == 1 and self.in_channels != 1:
-            images = images.expand(-1, self.in_channels, -1, -1)
-        elif channels != self.in_channels:
-            raise ValueError(f"images have {channels} channel(s) but the model expects {self.in_channels}")
-        x = images.float()
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
 
 def capped_random_crop(

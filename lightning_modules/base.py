@@ -1,21 +1,22 @@
-"""The shared segmentation task: network, optimiser and schedule, evaluation metrics, overlays."""
+"""The shared segmentation task: network, input transform, optimiser and schedule, metrics, checkpoint record."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from datamodules.classes import CLASS_NAMES, PADDING, colourise
+from lightning_modules.input_transform import InputTransform
 from lightning_modules.metrics import LandCoverIoU, format_iou_table
-from lightning_modules.networks import NetworkConfig, build_model
+from lightning_modules.networks import NetworkConfig, build_network, padded_forward
 from lightning_modules.optim import OptimConfig, parameter_groups, warmup_poly_factor
-from sar_inference.engine import tta_probs
+from sar_inference.checkpoints import RECORD_KEY, CheckpointRecord, TaskKind, checkpoint_record
 from sar_inference.settings import InferenceConfig
 
 
@@ -33,60 +34,76 @@ class SegmentationTask(L.LightningModule):
     """Base of the stage-1 and stage-2 tasks.
 
     Subclasses implement ``training_step`` and, if needed, ``eval_loss``. This class builds the
-    network, the optimiser and schedule, and evaluates validation/test batches with the official
-    metric (mIoU over classes 1..8; a 0-labelled pixel predicted as k is a false positive of k).
-    Batches are dicts with ``image`` (normalised), ``raw_image`` and ``mask``.
+    network, normalises its own batches with its input transform (so a checkpoint alone says how to
+    feed the network), builds the optimiser and schedule, and evaluates validation/test batches
+    with the official metric (mIoU over classes 1..8; a 0-labelled pixel predicted as k is a false
+    positive of k). Batches from the datamodules are dicts with raw 8-bit pixels as ``image`` and
+    ``mask``; after transfer to the device ``image`` is normalised and ``raw_image`` keeps the pixels.
+    Validation batches name their split (``split``, e.g. ``val`` or ``val_source``): one metric each.
+    Every checkpoint carries a :class:`~sar_inference.checkpoints.CheckpointRecord`.
     """
 
+    kind: ClassVar[TaskKind]
+    """What the task maps: ``sar`` or ``optical`` tiles."""
+
     def __init__(
-        self, network: NetworkConfig, optim: OptimConfig, inference: InferenceConfig, num_overlays: int = 4
+        self,
+        network: NetworkConfig,
+        optim: OptimConfig,
+        inference: InferenceConfig,
+        input: InputTransform,
+        num_overlays: int = 4,
     ) -> None:
         super().__init__()
         self.network_config = network
         self.optim_config = optim
         self.inference_config = inference
+        self.input_transform = input
+        input.statistics(network.in_channels)  # a mean/std that does not fit the network fails here
         self.num_overlays = num_overlays
-        self.model = self.configure_network()
-        self.val_names: list[str] = ["val"]
-        self.val_metrics = nn.ModuleList([LandCoverIoU()])
+        self.model = build_network(network)
+        self.val_metrics = nn.ModuleDict()
         self.test_metric = LandCoverIoU()
         self._overlays: list[np.ndarray] = []
 
-    def setup(self, stage: str) -> None:
-        """Check data and network agree on input channels; one metric per validation loader.
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """Raw (N, C, H, W) pixels to network input, with this task's input transform."""
+        return self.input_transform.normalise(images, self.network_config.in_channels)
 
-        Validation loaders are named by the datamodule's ``val_names`` (default ``val``).
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Keep raw pixels as ``raw_image`` and normalise ``image`` (also in {"source", "target"} batches).
+
+        On the device: uint8 pixels travel to the GPU, 4x less than float32.
         """
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        normaliser = getattr(datamodule, "normaliser", None)
-        if normaliser is not None and normaliser.in_channels != self.network_config.in_channels:
-            raise ValueError(
-                f"the data gives {normaliser.in_channels} input channel(s) but the network expects "
-                f"{self.network_config.in_channels}: set data in_channels and model network.in_channels alike"
-            )
-        names = list(getattr(datamodule, "val_names", ["val"]))
-        if names != self.val_names:
-            self.val_names = names
-            self.val_metrics = nn.ModuleList([LandCoverIoU() for _ in names])
-
-    def configure_network(self) -> nn.Module:
-        """Build the network from ``self.network_config``."""
-        cfg = self.network_config
-        return build_model(
-            cfg.arch, cfg.encoder, cfg.in_channels, cfg.num_classes, cfg.encoder_weights, cfg.bn_momentum
-        )
+        parts = [batch[k] for k in ("source", "target") if k in batch] or [batch]
+        for part in parts:
+            part["raw_image"] = part["image"]
+            part["image"] = self.normalise(part["image"])
+        return batch
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, C, H, W) for normalised images of any size (padded to the output stride inside)."""
-        return self._padded_forward(self.model, images)
+        return padded_forward(self.model, images, self.network_config.output_stride)
 
-    def _padded_forward(self, network: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        height, width = images.shape[-2:]
-        stride = self.network_config.output_stride
-        pad_h, pad_w = (-height) % stride, (-width) % stride
-        if pad_h or pad_w:
-            images = F.pad(images, (0, pad_w, 0, pad_h))
-        return network(images)[..., :height, :width]
+    def checkpoint_record(self) -> CheckpointRecord:
+        """What this task's checkpoints say about it: enough to predict from the file alone."""
+        cls = type(self)
+        return CheckpointRecord(
+            task=f"{cls.__module__}.{cls.__qualname__}",
+            kind=self.kind,
+            network=self.network_config,
+            input=self.input_transform,
+            inference=self.inference_config,
+            predict_with=getattr(self, "predict_with", "student"),
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RECORD_KEY] = self.checkpoint_record().to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A checkpoint written before tasks owned their input transform: take it from its datamodule settings.
+        if RECORD_KEY not in checkpoint and "hyper_parameters" in checkpoint:
+            self.input_transform = checkpoint_record(Path("<checkpoint being loaded>"), checkpoint).input
 
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.optim_config
@@ -119,14 +136,21 @@ class SegmentationTask(L.LightningModule):
         loss = self.eval_loss(logits, mask)
         if loss is not None:
             self.log(f"{split}/loss", loss, batch_size=mask.shape[0], sync_dist=True, add_dataloader_idx=False)
-        if split == self.val_names[0] and len(self._overlays) < self.num_overlays and not self.trainer.sanity_checking:
+        if split == "val" and len(self._overlays) < self.num_overlays and not self.trainer.sanity_checking:
             preds = logits.argmax(1)
             for i in range(min(mask.shape[0], self.num_overlays - len(self._overlays))):
                 label = mask[i].masked_fill(mask[i] == PADDING, 0)
                 self._overlays.append(overlay_strip(batch["raw_image"][i], preds[i], label))
 
+    def val_metric(self, split: str) -> LandCoverIoU:
+        """The metric of one validation split, made when its first batch arrives."""
+        if split not in self.val_metrics:
+            self.val_metrics[split] = LandCoverIoU().to(self.device)
+        return self.val_metrics[split]
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, self.val_metrics[dataloader_idx], self.val_names[dataloader_idx])
+        split = batch["split"][0] if "split" in batch else "val"
+        self._evaluate(batch, self.val_metric(split), split)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metric, "test")
@@ -138,18 +162,7 @@ class SegmentationTask(L.LightningModule):
             image: the normalised image.
             inference: window, stride, TTA and batching (default: this task's ``inference``).
         """
-        cfg = inference or self.inference_config
-        return tta_probs(
-            self,
-            image,
-            self.network_config.num_classes,
-            window=cfg.window,
-            stride=cfg.stride,
-            scales=cfg.scales,
-            flips=cfg.flips,
-            batch_size=cfg.batch_size,
-            blend=cfg.blend,
-        )
+        return (inference or self.inference_config).probs(self, image, self.network_config.num_classes)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Class probabilities of whole tiles: sliding window + TTA as ``inference`` says."""
@@ -157,7 +170,7 @@ class SegmentationTask(L.LightningModule):
         return {"name": batch["name"], "grid": batch["grid"], "probs": probs}
 
     def on_validation_epoch_end(self) -> None:
-        for name, metric in zip(self.val_names, self.val_metrics, strict=True):
+        for name, metric in self.val_metrics.items():
             self._finish_evaluation(metric, name)
 
     def on_test_epoch_end(self) -> None:
@@ -176,7 +189,7 @@ class SegmentationTask(L.LightningModule):
 
     def _log_media(self, split: str, confusion: torch.Tensor) -> None:
         """Overlays and confusion matrix to loggers that take media (W&B); rank 0 only."""
-        overlays, self._overlays = (self._overlays, []) if split == self.val_names[0] else ([], self._overlays)
+        overlays, self._overlays = (self._overlays, []) if split == "val" else ([], self._overlays)
         if self.global_rank != 0:
             return
         for logger in self.loggers:

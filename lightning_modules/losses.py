@@ -8,6 +8,7 @@ a batch without a valid pixel gives a loss of 0 that is still connected to the l
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -15,6 +16,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from datamodules.classes import BACKGROUND
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weighted sum of losses; every term averages over pixels whose label is not ``ignore_index``.
+
+    The one place of the symmetric cross-entropy's defaults (alpha 1, beta 2, A = -4, Wang et al.).
+    """
+
+    sce_weight: float = 1.0
+    lovasz_weight: float = 1.0
+    ce_weight: float = 0.0
+    sce_alpha: float = 1.0
+    sce_beta: float = 2.0
+    sce_A: float = -4.0
+    """log 0 of the clamped one-hot label in the reverse cross-entropy term."""
+    ignore_index: int = BACKGROUND
+    """Label value carrying no supervision (background, disagreement between models, padding)."""
 
 
 def _valid_and_safe_target(target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
@@ -79,7 +98,13 @@ class SymmetricCrossEntropy(nn.Module):
         ignore_index: label value that carries no supervision.
     """
 
-    def __init__(self, alpha: float = 1.0, beta: float = 2.0, A: float = -4.0, ignore_index: int = BACKGROUND) -> None:
+    def __init__(
+        self,
+        alpha: float = LossConfig.sce_alpha,
+        beta: float = LossConfig.sce_beta,
+        A: float = LossConfig.sce_A,
+        ignore_index: int = BACKGROUND,
+    ) -> None:
         super().__init__()
         if alpha < 0 or beta < 0:
             raise ValueError(f"alpha and beta must be >= 0, got alpha={alpha}, beta={beta}")
@@ -189,28 +214,25 @@ class CombinedLoss(nn.Module):
         return total, values
 
 
-def build_loss(
-    ce_weight: float,
-    sce_weight: float,
-    lovasz_weight: float,
-    sce_alpha: float,
-    sce_beta: float,
-    sce_A: float,
-    ignore_index: int,
-) -> CombinedLoss:
+def build_loss(config: LossConfig) -> CombinedLoss:
     """Build ``ce_weight * CE + sce_weight * SCE + lovasz_weight * Lovasz`` (terms "ce", "sce", "lovasz").
 
     Raises:
         ValueError: if every weight is 0 (or one is negative or non-finite).
     """
-    if ce_weight == 0 and sce_weight == 0 and lovasz_weight == 0:
+    if config.ce_weight == 0 and config.sce_weight == 0 and config.lovasz_weight == 0:
         raise ValueError("build_loss needs at least one non-zero weight among ce, sce and lovasz")
     terms: dict[str, tuple[nn.Module, float]] = {}
-    if ce_weight != 0:
-        terms["ce"] = (CrossEntropy(ignore_index=ignore_index), ce_weight)
-    if sce_weight != 0:
-        sce = SymmetricCrossEntropy(sce_alpha, sce_beta, sce_A, ignore_index=ignore_index)
-        terms["sce"] = (sce, sce_weight)
-    if lovasz_weight != 0:
-        terms["lovasz"] = (LovaszSoftmax(ignore_index=ignore_index), lovasz_weight)
+    if config.ce_weight != 0:
+        terms["ce"] = (CrossEntropy(ignore_index=config.ignore_index), config.ce_weight)
+    if config.sce_weight != 0:
+        sce = SymmetricCrossEntropy(config.sce_alpha, config.sce_beta, config.sce_A, ignore_index=config.ignore_index)
+        terms["sce"] = (sce, config.sce_weight)
+    if config.lovasz_weight != 0:
+        terms["lovasz"] = (LovaszSoftmax(ignore_index=config.ignore_index), config.lovasz_weight)
     return CombinedLoss(terms)
+
+
+# Checkpoints of tasks built in Python hold this object as a hyperparameter; registered (also under its
+# path before it moved here) for torch.load(weights_only=True), see networks.py.
+torch.serialization.add_safe_globals([LossConfig, (LossConfig, "lightning_modules.sar_segmenter.LossConfig")])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -19,6 +20,42 @@ from torch import Tensor, nn
 from datamodules.classes import PADDING
 
 BufferMode = Literal["copy", "ema", "keep"]
+
+WeightingMode = Literal["image_confidence", "pixel_threshold", "none"]
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    """Mean-teacher settings; ``enabled: false`` trains the source-only baseline with the same budget."""
+
+    enabled: bool = True
+    alpha_max: float = 0.999
+    """Upper bound of the EMA momentum min(1 - 1/(k+1), alpha_max)."""
+    tau: float = 0.968
+    """Teacher confidence threshold of the pseudo-label weights."""
+    weighting: WeightingMode = "image_confidence"
+    """``image_confidence``: one weight per target image (threshold-free); ``pixel_threshold``:
+    pixels below tau weigh 0; ``none``: every pseudo-label weighs 1."""
+    classmix: bool = True
+    """Mix source classes into the target; off: learn the strongly augmented target alone."""
+    classmix_per_image: bool = True
+    """Choose the mixed classes per image (the paper); False: from the whole batch (reference code)."""
+    teacher_mode: Literal["train", "eval"] = "train"
+    """BatchNorm/dropout mode of the teacher when it labels the target (DAFormer: train, no dropout)."""
+    jitter_p: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.15, 1.15)
+    blur_kernel_fraction: float = 0.1
+
+
+# Registered (also under its path before it moved here) for torch.load(weights_only=True), see networks.py.
+torch.serialization.add_safe_globals(
+    [AdaptationConfig, (AdaptationConfig, "lightning_modules.optical_adapter.AdaptationConfig")]
+)
 
 # ---------------------------------------------------------------------------------------------
 # EMA teacher
@@ -327,14 +364,14 @@ def strong_augment(
     images: Tensor,
     generator: torch.Generator | None = None,
     *,
-    jitter_p: float = 0.5,
-    brightness: float = 0.2,
-    contrast: float = 0.2,
-    saturation: float = 0.2,
-    hue: float = 0.2,
-    blur_p: float = 0.5,
-    blur_sigma: tuple[float, float] = (0.15, 1.15),
-    blur_kernel_fraction: float = 0.1,
+    jitter_p: float = AdaptationConfig.jitter_p,
+    brightness: float = AdaptationConfig.brightness,
+    contrast: float = AdaptationConfig.contrast,
+    saturation: float = AdaptationConfig.saturation,
+    hue: float = AdaptationConfig.hue,
+    blur_p: float = AdaptationConfig.blur_p,
+    blur_sigma: tuple[float, float] = AdaptationConfig.blur_sigma,
+    blur_kernel_fraction: float = AdaptationConfig.blur_kernel_fraction,
 ) -> Tensor:
     """Strong augmentation of the mixed images: colour jitter then Gaussian blur, per-image draws.
 

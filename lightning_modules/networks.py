@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import segmentation_models_pytorch as smp
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 Architecture = Literal["Unet", "UPerNet", "Segformer", "DeepLabV3Plus", "FPN"]
 NORM_LAYERS: tuple[type[nn.Module], ...] = (
@@ -35,6 +35,22 @@ class NetworkConfig:
     """Inputs are padded to a multiple of this before the forward pass."""
 
 
+def padded_forward(network: nn.Module, images: Tensor, stride: int) -> Tensor:
+    """Logits of ``network`` for images of any size: padded to a multiple of ``stride``, cropped back."""
+    height, width = images.shape[-2:]
+    pad_h, pad_w = (-height) % stride, (-width) % stride
+    if pad_h or pad_w:
+        images = F.pad(images, (0, pad_w, 0, pad_h))
+    return network(images)[..., :height, :width]
+
+
+def build_network(config: NetworkConfig) -> nn.Module:
+    """The network a :class:`NetworkConfig` describes (see :func:`build_model`)."""
+    return build_model(
+        config.arch, config.encoder, config.in_channels, config.num_classes, config.encoder_weights, config.bn_momentum
+    )
+
+
 def build_model(
     arch: Architecture = "Unet",
     encoder: str = "resnet18",
@@ -56,6 +72,8 @@ def build_model(
         bn_momentum: override the momentum of every BatchNorm layer (smp's EfficientNets use 0.01,
             whose running statistics lag far behind in short runs from scratch).
     """
+    import segmentation_models_pytorch as smp  # here, not at the top: --help and loading start ~2 s sooner
+
     local_file = encoder_weights if encoder_weights not in (None, "imagenet") else None
     model = smp.create_model(
         arch,

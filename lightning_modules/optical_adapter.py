@@ -9,15 +9,16 @@ optimiser step on the sum; then the teacher follows the student.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from datamodules.classes import PADDING
 from lightning_modules.base import SegmentationTask
+from lightning_modules.input_transform import OPTICAL_INPUT, InputTransform
 from lightning_modules.losses import CrossEntropy
 from lightning_modules.mean_teacher import (
+    AdaptationConfig,
     classmix,
     classmix_masks,
     ema_momentum,
@@ -27,42 +28,9 @@ from lightning_modules.mean_teacher import (
     pixel_threshold_weights,
     strong_augment,
 )
-from lightning_modules.networks import NetworkConfig
+from lightning_modules.networks import NetworkConfig, padded_forward
 from lightning_modules.optim import OptimConfig
 from sar_inference.settings import InferenceConfig
-
-WeightingMode = Literal["image_confidence", "pixel_threshold", "none"]
-
-
-@dataclass(frozen=True)
-class AdaptationConfig:
-    """Mean-teacher settings; ``enabled: false`` trains the source-only baseline with the same budget."""
-
-    enabled: bool = True
-    alpha_max: float = 0.999
-    """Upper bound of the EMA momentum min(1 - 1/(k+1), alpha_max)."""
-    tau: float = 0.968
-    """Teacher confidence threshold of the pseudo-label weights."""
-    weighting: WeightingMode = "image_confidence"
-    """``image_confidence``: one weight per target image (threshold-free); ``pixel_threshold``:
-    pixels below tau weigh 0; ``none``: every pseudo-label weighs 1."""
-    classmix: bool = True
-    """Mix source classes into the target; off: learn the strongly augmented target alone."""
-    classmix_per_image: bool = True
-    """Choose the mixed classes per image (docs/method.md); False: from the whole batch (reference code)."""
-    teacher_mode: Literal["train", "eval"] = "train"
-    """BatchNorm/dropout mode of the teacher when it labels the target (DAFormer: train, no dropout)."""
-    jitter_p: float = 0.5
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.2
-    blur_p: float = 0.5
-    blur_sigma: tuple[float, float] = (0.15, 1.15)
-    blur_kernel_fraction: float = 0.1
-
-
-torch.serialization.add_safe_globals([AdaptationConfig])  # see base.py
 
 
 class OpticalAdapter(SegmentationTask):
@@ -73,9 +41,13 @@ class OpticalAdapter(SegmentationTask):
         optim: optimiser and schedule of the student.
         adaptation: mean-teacher settings and ablation switches.
         predict_with: network used by ``predict``, validation and test: ``student`` (reference) or ``teacher``.
+            Training always updates the student.
         inference: sliding window and test-time augmentation of ``predict``.
+        input: how the 8-bit RGB pixels become network input (default: ImageNet statistics).
         num_overlays: validation overlays logged per epoch (target image | prediction | label).
     """
+
+    kind: ClassVar = "optical"
 
     def __init__(
         self,
@@ -84,9 +56,10 @@ class OpticalAdapter(SegmentationTask):
         adaptation: AdaptationConfig = AdaptationConfig(),
         predict_with: Literal["student", "teacher"] = "student",
         inference: InferenceConfig = InferenceConfig(),
+        input: InputTransform = OPTICAL_INPUT,
         num_overlays: int = 4,
     ) -> None:
-        super().__init__(network, optim, inference, num_overlays)
+        super().__init__(network, optim, inference, input, num_overlays)
         self.save_hyperparameters()
         self.adaptation = adaptation
         self.predict_with = predict_with
@@ -97,9 +70,14 @@ class OpticalAdapter(SegmentationTask):
         self._mix_generator = torch.Generator()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of the network that predicts (``predict_with``)."""
         if self.predict_with == "teacher":
-            return self._padded_forward(self.teacher, images)
+            return padded_forward(self.teacher, images, self.network_config.output_stride)
         return super().forward(images)
+
+    def student(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of the student, the network training updates."""
+        return padded_forward(self.model, images, self.network_config.output_stride)
 
     def on_fit_start(self) -> None:
         # ClassMix and strong augmentation draw from their own generator, seeded from torch's
@@ -111,7 +89,7 @@ class OpticalAdapter(SegmentationTask):
         """Teacher pseudo-labels of the target batch and their weights (per image or per pixel)."""
         was_training = self.teacher.training
         self.teacher.train(self.adaptation.teacher_mode == "train")
-        probs = self._padded_forward(self.teacher, target["image"]).softmax(dim=1)
+        probs = padded_forward(self.teacher, target["image"], self.network_config.output_stride).softmax(dim=1)
         self.teacher.train(was_training)
         padding = target["mask"] == PADDING
         labels = probs.argmax(dim=1).masked_fill(padding, PADDING)
@@ -148,18 +126,18 @@ class OpticalAdapter(SegmentationTask):
             blur_sigma=tuple(cfg.blur_sigma),
             blur_kernel_fraction=cfg.blur_kernel_fraction,
         )
-        return self.trainer.datamodule.normaliser(augmented), mixed_labels, pixel_weights
+        return self.normalise(augmented), mixed_labels, pixel_weights
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         source, target = batch["source"], batch["target"]
         batch_size = source["image"].shape[0]
-        source_loss = self.cross_entropy(self(source["image"]), source["mask"])
+        source_loss = self.cross_entropy(self.student(source["image"]), source["mask"])
         self.log("train/loss_source", source_loss, prog_bar=True, batch_size=batch_size)
         if not self.adaptation.enabled:
             return source_loss
         labels, weights = self._pseudo_labels(target)
         images, mixed_labels, pixel_weights = self._mixed_batch(source, target, labels, weights)
-        mix_loss = self.cross_entropy(self(images), mixed_labels, pixel_weight=pixel_weights)
+        mix_loss = self.cross_entropy(self.student(images), mixed_labels, pixel_weight=pixel_weights)
         self.log("train/loss_mix", mix_loss, prog_bar=True, batch_size=batch_size)
         self.log("train/pseudo_label_weight", weights.float().mean(), batch_size=batch_size)
         return source_loss + mix_loss

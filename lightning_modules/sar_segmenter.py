@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from datamodules.classes import BACKGROUND, PADDING
+from datamodules.classes import PADDING
 from lightning_modules.base import SegmentationTask
-from lightning_modules.losses import build_loss
+from lightning_modules.input_transform import InputTransform
+from lightning_modules.losses import LossConfig, build_loss
 from lightning_modules.networks import NetworkConfig
 from lightning_modules.optim import OptimConfig
 from sar_inference.settings import InferenceConfig
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weighted sum of losses; every term averages over pixels whose label is not ``ignore_index``."""
-
-    sce_weight: float = 1.0
-    lovasz_weight: float = 1.0
-    ce_weight: float = 0.0
-    sce_alpha: float = 1.0
-    sce_beta: float = 2.0
-    sce_A: float = -4.0
-    """log 0 of the clamped one-hot label in the reverse cross-entropy term."""
-    ignore_index: int = BACKGROUND
-    """Label value carrying no supervision (background, disagreement between models, padding)."""
-
-
-torch.serialization.add_safe_globals([LossConfig])  # see base.py
 
 
 class SARSegmenter(SegmentationTask):
@@ -41,8 +23,12 @@ class SARSegmenter(SegmentationTask):
         optim: optimiser and schedule (default: the reference AdamW, head lr x10, warm-up + poly).
         loss: the loss mix (default: symmetric CE + Lovasz-softmax, weights 1 and 1, ignore 0).
         inference: sliding window and test-time augmentation of ``predict``.
+        input: how the 8-bit SAR pixels become network input (default: x / 255, the contest baseline;
+            the reference replicates the band to 3 channels with ImageNet statistics).
         num_overlays: validation images logged as image | prediction | label overlays.
     """
+
+    kind: ClassVar = "sar"
 
     def __init__(
         self,
@@ -50,20 +36,13 @@ class SARSegmenter(SegmentationTask):
         optim: OptimConfig = OptimConfig(),
         loss: LossConfig = LossConfig(),
         inference: InferenceConfig = InferenceConfig(),
+        input: InputTransform = InputTransform(),
         num_overlays: int = 4,
     ) -> None:
-        super().__init__(network, optim, inference, num_overlays)
+        super().__init__(network, optim, inference, input, num_overlays)
         self.save_hyperparameters()
         self.loss_config = loss
-        self.criterion = build_loss(
-            ce_weight=loss.ce_weight,
-            sce_weight=loss.sce_weight,
-            lovasz_weight=loss.lovasz_weight,
-            sce_alpha=loss.sce_alpha,
-            sce_beta=loss.sce_beta,
-            sce_A=loss.sce_A,
-            ignore_index=loss.ignore_index,
-        )
+        self.criterion = build_loss(loss)
 
     def _supervision(self, mask: torch.Tensor) -> torch.Tensor:
         """Labels for the loss: padding carries no supervision either."""

@@ -1,54 +1,157 @@
-"""Loading trained tasks from Lightning checkpoints for inference, with the normalisation they expect.
+"""Self-contained checkpoints: the record a task writes into its ``.ckpt``, and loading a network from it.
 
-One loader serves every command that predicts from checkpoint files (``map``, ``submit``): it
-checks that the file is a Lightning checkpoint of the kind of model the command needs, builds the
-task on the CPU in eval mode, and rebuilds the input :class:`~datamodules.transforms.Normaliser`
-from the datamodule settings the checkpoint carries.
+A task saves, beside its weights, a small self-describing record under :data:`RECORD_KEY` (plain
+types only): its class path and kind (SAR or optical), the network, the input transform, the
+inference settings, which weights predict (student or teacher) and the class table. Loading needs
+nothing else and no Lightning: the file is read with ``torch.load(weights_only=True)``, the network
+rebuilt with :func:`~lightning_modules.networks.build_network` and its weights loaded.
+
+Checkpoints written before the record existed still load: their task is told by its class path
+(CLI) or its hyperparameter names (Python), the input normalisation is taken from the datamodule
+settings they carry (or the task's default, with a warning).
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import dataclasses
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import torch
+from torch import Tensor, nn
 
+import lightning_modules.losses
+import lightning_modules.mean_teacher
+import lightning_modules.optim
+from datamodules.classes import CLASSES
 from datamodules.rasters import DataError
-from datamodules.transforms import NormalisationMode, Normaliser
-from lightning_modules.base import SegmentationTask
-from lightning_modules.optical_adapter import OpticalAdapter
-from lightning_modules.sar_segmenter import SARSegmenter
+from lightning_modules.input_transform import OPTICAL_INPUT, InputTransform
+from lightning_modules.networks import NetworkConfig, build_network, padded_forward
+from sar_inference.settings import InferenceConfig
 
-KNOWN_TASKS: tuple[type[SegmentationTask], ...] = (SARSegmenter, OpticalAdapter)
-"""Tasks a checkpoint without a class path (a module built in Python) is matched against."""
+RECORD_KEY = "sar_landcover"
+"""Key of the self-describing record in a checkpoint."""
+RECORD_FORMAT = 1
+TaskKind = Literal["sar", "optical"]
+PredictWith = Literal["student", "teacher"]
 SAR_INPUT_CHANNELS = (1, 3)
 """A SAR network reads the one band as is (1) or replicated (3)."""
 
+LEGACY_TASKS: dict[str, TaskKind] = {
+    "lightning_modules.sar_segmenter.SARSegmenter": "sar",
+    "lightning_modules.optical_adapter.OpticalAdapter": "optical",
+}
+"""Task classes of checkpoints written before the record, and their kind."""
+LEGACY_DEFAULTS: dict[TaskKind, tuple[NetworkConfig, InputTransform]] = {
+    "sar": (NetworkConfig(), InputTransform()),
+    "optical": (NetworkConfig(in_channels=3), OPTICAL_INPUT),
+}
+"""What those tasks and their datamodules used when a checkpoint does not say (their defaults then)."""
+
+
+# Imported for what they register: the settings classes pickled in checkpoints of tasks built in Python.
+_PICKLED_SETTINGS = (lightning_modules.losses, lightning_modules.mean_teacher, lightning_modules.optim)
+
+
+class _IgnoredSettings:
+    """Stands in for pickled settings inference never reads (e.g. the synthetic data's config)."""
+
+
+# Datamodule settings of checkpoints fitted in Python hold these objects; weights_only loading needs
+# every pickled class registered, and inference reads none of them.
+torch.serialization.add_safe_globals([(_IgnoredSettings, "sar_synthetic.generator.SyntheticConfig")])
+
 
 @dataclass(frozen=True)
-class LoadedTask:
-    """A task ready to predict: on the CPU, in eval mode, with the normaliser of its training data."""
+class CheckpointRecord:
+    """What a checkpoint says about its model: enough to rebuild and feed the network.
 
-    path: Path
-    task: SegmentationTask
-    normaliser: Normaliser
+    Attributes:
+        task: class path of the task that saved it.
+        kind: ``sar`` (stage 2: SAR tiles) or ``optical`` (stage 1: optical tiles).
+        network: the network.
+        input: how raw 8-bit pixels become network input.
+        inference: default sliding window and TTA.
+        predict_with: ``student`` (state-dict prefix ``model.``) or ``teacher`` (``teacher.``).
+        classes: (value, name, colour) of each output class.
+    """
 
-    @property
-    def num_classes(self) -> int:
-        """Output classes of the network."""
-        return self.task.network_config.num_classes
+    task: str
+    kind: TaskKind
+    network: NetworkConfig
+    input: InputTransform
+    inference: InferenceConfig
+    predict_with: PredictWith = "student"
+    classes: tuple[tuple[int, str, str], ...] = tuple((c.value, c.name, c.colour) for c in CLASSES)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain types (what ``torch.load(weights_only=True)`` reads without help)."""
+        return {
+            "format": RECORD_FORMAT,
+            "task": self.task,
+            "kind": self.kind,
+            "network": asdict(self.network),
+            "input": _plain(asdict(self.input)),
+            "inference": _plain(asdict(self.inference)),
+            "predict_with": self.predict_with,
+            "classes": [list(c) for c in self.classes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], path: Path) -> CheckpointRecord:
+        """Parse a record written by :meth:`to_dict`.
+
+        Raises:
+            DataError: a record of a newer format, or one that does not parse.
+        """
+        if int(data.get("format", 0)) > RECORD_FORMAT:
+            raise DataError(path, f"record format {data['format']} is newer than this version reads ({RECORD_FORMAT})")
+        try:
+            return cls(
+                task=str(data["task"]),
+                kind=data["kind"],
+                network=_settings(NetworkConfig, data["network"]),
+                input=_settings(InputTransform, data["input"]),
+                inference=_settings(InferenceConfig, data["inference"]),
+                predict_with=data.get("predict_with", "student"),
+                classes=tuple((int(v), str(n), str(c)) for v, n, c in data.get("classes", [])),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(path, f"unreadable model record ({type(err).__name__}: {err})") from None
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _settings(cls: type, value: Any) -> Any:
+    """A settings dataclass from itself, a legacy pickle of it, or a dict (CLI hyperparameters)."""
+    if isinstance(value, cls):
+        return value
+    fields = {f.name for f in dataclasses.fields(cls)}
+    given = vars(value) if not isinstance(value, Mapping) else value
+    unknown = sorted(set(given) - fields - {"_class_path"})
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if k in fields}
+    return cls(**kwargs)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The contents of a Lightning checkpoint, read with ``torch.load(weights_only=True)``.
+
+    Raises:
+        DataError: missing, unreadable, or not a Lightning checkpoint.
+    """
+    path = Path(path)
     if not path.is_file():
         raise DataError(path, "checkpoint file does not exist")
     try:
-        # weights_only, as Lightning's own loader: the project's config dataclasses are registered safe.
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not a checkpoint
         problem = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}" if str(err) else type(err).__name__
@@ -58,98 +161,143 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def _import_class(path: Path, class_path: str) -> type:
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError):
-        raise DataError(path, f"holds a {class_path}, which cannot be imported here") from None
-
-
-def task_class(path: Path, hparams: Mapping[str, Any]) -> type[SegmentationTask]:
-    """The task class a checkpoint was saved from.
-
-    Checkpoints made by the CLI name it (``_class_path``); those of modules built in Python do not,
-    so the class whose ``__init__`` takes exactly the saved hyperparameter names is chosen.
+def checkpoint_record(path: str | os.PathLike, state: Mapping[str, Any] | None = None) -> CheckpointRecord:
+    """The record of a checkpoint; for one written before records existed, what its hyperparameters say.
 
     Raises:
-        DataError: the class is not a segmentation task, or no known task matches.
+        DataError: the file is not a checkpoint of a task of this project.
     """
+    path = Path(path)
+    state = read_checkpoint(path) if state is None else state
+    if RECORD_KEY in state:
+        return CheckpointRecord.from_dict(state[RECORD_KEY], path)
+    return _legacy_record(path, state)
+
+
+def _legacy_kind(path: Path, hparams: Mapping[str, Any]) -> tuple[str, TaskKind]:
     class_path = hparams.get("_class_path")
     if class_path is not None:
-        cls = _import_class(path, str(class_path))
-        if not (isinstance(cls, type) and issubclass(cls, SegmentationTask)):
+        if class_path not in LEGACY_TASKS:
             raise DataError(path, f"holds a {class_path}, not a segmentation task of this project")
-        return cls
+        return str(class_path), LEGACY_TASKS[class_path]
     names = {k for k in hparams if not k.startswith("_")}
-    for cls in KNOWN_TASKS:
-        if names == set(inspect.signature(cls.__init__).parameters) - {"self"}:
-            return cls
-    raise DataError(path, f"hyperparameters {sorted(names)} match no known task ({[c.__name__ for c in KNOWN_TASKS]})")
+    by_kind = {kind: cls for cls, kind in LEGACY_TASKS.items()}
+    if "adaptation" in names:
+        return by_kind["optical"], "optical"
+    if "loss" in names:
+        return by_kind["sar"], "sar"
+    raise DataError(path, f"hyperparameters {sorted(names)} match no task of this project")
 
 
-def checkpoint_normaliser(
-    path: Path,
-    state: Mapping[str, Any],
-    in_channels: int,
-    normalisation: NormalisationMode | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> Normaliser:
-    """The input normalisation of a checkpoint's model.
+def _legacy_record(path: Path, state: Mapping[str, Any]) -> CheckpointRecord:
+    """Record of a checkpoint written before records: input normalisation from its datamodule settings."""
+    hparams = state.get("hyper_parameters") or {}
+    task, kind = _legacy_kind(path, hparams)
+    default_network, default_input = LEGACY_DEFAULTS[kind]
+    try:
+        network = _settings(NetworkConfig, hparams.get("network", default_network))
+        inference = _settings(InferenceConfig, hparams.get("inference", InferenceConfig()))
+    except (TypeError, ValueError) as err:
+        raise DataError(path, f"unreadable hyperparameters ({err})") from None
+    data = state.get("datamodule_hyper_parameters") or {}
+    if "normalisation" in data:
+        saved_channels = data.get("in_channels", network.in_channels)
+        if saved_channels != network.in_channels:
+            raise DataError(path, f"data in_channels {saved_channels} differs from the network's {network.in_channels}")
+        mean, std = data.get("mean"), data.get("std")
+        transform = dataclasses.replace(
+            default_input,
+            normalisation=data["normalisation"],
+            mean=None if mean is None else tuple(mean),
+            std=None if std is None else tuple(std),
+        )
+    else:
+        transform = default_input
+        warnings.warn(
+            f"{path}: written before checkpoints recorded their input transform and without datamodule "
+            f"settings; assuming the {kind} default ({transform.normalisation})",
+            stacklevel=3,
+        )
+    predict_with = hparams.get("predict_with", "student")
+    return CheckpointRecord(task, kind, network, transform, inference, predict_with)
 
-    An explicit ``normalisation`` wins; otherwise the datamodule settings saved in the checkpoint
-    (``datamodule_hyper_parameters``) are used.
+
+@dataclass
+class LoadedModel:
+    """A network ready to predict raw 8-bit pixels: on the CPU, in eval mode, with its record.
+
+    Attributes:
+        path: the checkpoint file.
+        record: what the checkpoint says about the model.
+        network: the network (the student's or the teacher's weights, as the record says).
+    """
+
+    path: Path
+    record: CheckpointRecord
+    network: nn.Module
+
+    @property
+    def num_classes(self) -> int:
+        """Output classes of the network."""
+        return self.record.network.num_classes
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Logits of normalised (N, C, H, W) images of any size."""
+        return padded_forward(self.network, images, self.record.network.output_stride)
+
+    def normalise(self, raw: Tensor) -> Tensor:
+        """(C, H, W) raw 8-bit pixels to the normalised network input (the band replicated as needed)."""
+        return self.record.input.normalise(raw[None], self.record.network.in_channels)[0]
+
+    def probs(self, raw: np.ndarray | Tensor, inference: InferenceConfig | None = None) -> Tensor:
+        """(classes, H, W) probabilities of one (C, H, W) raw image: sliding window + TTA.
+
+        Args:
+            raw: raw 8-bit pixels (a 1-band SAR tile or a 3-band optical tile).
+            inference: window, stride, TTA and batching (default: the checkpoint's).
+        """
+        image = torch.from_numpy(np.ascontiguousarray(raw)) if isinstance(raw, np.ndarray) else raw
+        return (inference or self.record.inference).probs(self.forward, self.normalise(image), self.num_classes)
+
+
+def network_weights(path: Path, state: Mapping[str, Any], prefix: str) -> dict[str, Tensor]:
+    """The tensors of one network of the task (``model.`` or ``teacher.``), without the prefix.
 
     Raises:
-        DataError: neither is available, or the saved settings are for another channel count.
+        DataError: the checkpoint has no tensor of that network.
     """
-    if normalisation is not None:
-        return Normaliser(normalisation, in_channels, mean, std)
-    data = state.get("datamodule_hyper_parameters") or {}
-    if "normalisation" not in data:
-        raise DataError(path, "holds no datamodule normalisation settings: pass the normalisation explicitly")
-    saved_channels = data.get("in_channels", in_channels)
-    if saved_channels != in_channels:
-        raise DataError(path, f"data in_channels {saved_channels} differs from the network's {in_channels}")
-    return Normaliser(data["normalisation"], in_channels, data.get("mean"), data.get("std"))
+    weights = {k.removeprefix(prefix): v for k, v in state["state_dict"].items() if k.startswith(prefix)}
+    if not weights:
+        raise DataError(path, f"holds no weights of the network {prefix.rstrip('.')!r}")
+    return weights
 
 
-def load_task(
-    path: str | os.PathLike,
-    expected: type[SegmentationTask] = SARSegmenter,
-    normalisation: NormalisationMode | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> LoadedTask:
-    """Load a task from a checkpoint on the CPU, in eval mode, with its input normaliser.
+def load_model(path: str | os.PathLike, kind: TaskKind | None = "sar") -> LoadedModel:
+    """Rebuild the network of a checkpoint and load its weights; Lightning is not needed.
 
     Args:
-        path: ``.ckpt`` file written by Lightning (``python cli.py fit`` or ``Trainer.save_checkpoint``).
-        expected: the task class the command needs (a subclass is accepted); a SAR command needs
-            :class:`SARSegmenter` with 1 or 3 input channels.
-        normalisation: override of the normalisation saved with the checkpoint (needed when the
-            checkpoint has none, e.g. a module fitted without a datamodule).
-        mean: per-channel mean (raw pixel units) for ``custom`` normalisation.
-        std: per-channel standard deviation (raw pixel units) for ``custom`` normalisation.
+        path: ``.ckpt`` file written by ``python cli.py fit``, ``Trainer.save_checkpoint`` or an
+            earlier version of this project.
+        kind: the kind of model the caller needs (``sar`` for ``map`` and ``submit``); None takes any.
 
     Raises:
         DataError: naming the file: missing, unreadable, not a Lightning checkpoint, a model of the
-            wrong kind or channel count, weights that do not fit the saved network, or no
-            normalisation.
+            wrong kind or channel count, or weights that do not fit the recorded network.
     """
     path = Path(path)
-    state = _read_checkpoint(path)
-    hparams = state.get("hyper_parameters") or {}
-    cls = task_class(path, hparams)
-    if not issubclass(cls, expected):
-        raise DataError(path, f"is a {cls.__name__} checkpoint, but this command needs a {expected.__name__} model")
-    try:
-        task = cls.load_from_checkpoint(path, map_location="cpu")
-    except (RuntimeError, KeyError, TypeError, ValueError) as err:
-        raise DataError(path, f"cannot rebuild the {cls.__name__} ({str(err).splitlines()[0][:300]})") from None
-    in_channels = task.network_config.in_channels
-    if issubclass(expected, SARSegmenter) and in_channels not in SAR_INPUT_CHANNELS:
+    state = read_checkpoint(path)
+    record = checkpoint_record(path, state)
+    if kind is not None and record.kind != kind:
+        name = record.task.rpartition(".")[2]
+        raise DataError(path, f"is a {name} checkpoint ({record.kind}), but this command needs a {kind} model")
+    in_channels = record.network.in_channels
+    if record.kind == "sar" and in_channels not in SAR_INPUT_CHANNELS:
         raise DataError(path, f"network takes {in_channels} input channels; a SAR model takes 1 or 3")
-    normaliser = checkpoint_normaliser(path, state, in_channels, normalisation, mean, std)
-    return LoadedTask(path, task.eval(), normaliser)
+    # Weights come from the file: never download or read the encoder's initial weights again.
+    network = build_network(dataclasses.replace(record.network, encoder_weights=None))
+    prefix = "teacher." if record.predict_with == "teacher" else "model."
+    try:
+        network.load_state_dict(network_weights(path, state, prefix))
+    except RuntimeError as err:
+        raise DataError(path, f"weights do not fit the recorded network ({str(err).splitlines()[0][:300]})") from None
+    return LoadedModel(path, record, network.eval())

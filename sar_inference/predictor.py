@@ -1,30 +1,45 @@
 """Raw SAR pixels to class probabilities with one or more checkpoints, and probabilities to a label.
 
-The engine shared by ``map`` (block by block) and ``submit`` (tile by tile): each task normalises
-the raw band as its training data was normalised, predicts it with the sliding window and
-test-time augmentation of :func:`~sar_inference.engine.tta_probs`, and the models' (or
-soft maps') probabilities are combined with :func:`~sar_inference.engine.ensemble_probs`.
+The engine shared by ``map`` (block by block) and ``submit`` (tile by tile): each model normalises
+the 8-bit band with the input transform its checkpoint records, predicts it with the sliding window
+and test-time augmentation of :func:`~sar_inference.engine.tta_probs`, and the models' (or soft
+maps') probabilities are combined with :func:`~sar_inference.engine.ensemble_probs`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from datamodules.transforms import NormalisationMode
-from sar_inference.checkpoints import LoadedTask, load_task
-from sar_inference.engine import Blend, Flip, ensemble_probs, probs_to_label, soft_to_uint8
-from sar_inference.settings import InferenceConfig
+from sar_inference.checkpoints import LoadedModel, load_model
+from sar_inference.engine import ensemble_probs, probs_to_label, soft_to_uint8
+from sar_inference.settings import InferenceConfig, InferenceOverrides
 
 
-def default_class_weights(num_sources: int, num_classes: int) -> list[float] | None:
-    """The reference's rule: an ensemble gives class 0 weight 0 (only 1..8 win); one model keeps every class."""
-    return [0.0] + [1.0] * (num_classes - 1) if num_sources > 1 else None
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """How several models' (or soft maps') probabilities make one label."""
+
+    model_weights: tuple[float, ...] | None = None
+    """One weight per source (1 each when None); ``submit`` counts soft folders first, then checkpoints."""
+    class_weights: tuple[float, ...] | None = None
+    """Per-class factors of the argmax. None: [0, 1, ..., 1] for several sources (class 0 weight 0 makes
+    only classes 1..8 win, as the reference does), all 1 for one."""
+
+    def class_weights_for(self, num_sources: int, num_classes: int) -> list[float] | None:
+        """The class weights to use, checked against the number of sources and classes.
+
+        Raises:
+            ValueError: a wrong count of weights, negative weights, or weights that are all zero.
+        """
+        weights = self.class_weights
+        if weights is None and num_sources > 1:
+            weights = (0.0,) + (1.0,) * (num_classes - 1)
+        check_weights(self.model_weights, weights, num_sources, num_classes)
+        return None if weights is None else list(weights)
 
 
 def check_weights(
@@ -78,52 +93,41 @@ def combine(
 
 
 class TaskPredictor:
-    """Class probabilities of raw single-band SAR arrays from one or more loaded tasks.
+    """Class probabilities of raw single-band 8-bit SAR arrays from one or more loaded models.
 
     Args:
-        tasks: the models (all with the same number of classes).
+        models: the models (all with the same number of classes).
         inference: sliding window and test-time augmentation applied to every model.
     """
 
-    def __init__(self, tasks: Sequence[LoadedTask], inference: InferenceConfig) -> None:
-        if not tasks:
-            raise ValueError("TaskPredictor needs at least one task")
-        counts = {t.num_classes for t in tasks}
+    def __init__(self, models: Sequence[LoadedModel], inference: InferenceConfig) -> None:
+        if not models:
+            raise ValueError("TaskPredictor needs at least one model")
+        counts = {m.num_classes for m in models}
         if len(counts) != 1:
-            raise ValueError(f"models differ in class count: {[(str(t.path), t.num_classes) for t in tasks]}")
-        self.tasks = list(tasks)
+            raise ValueError(f"models differ in class count: {[(str(m.path), m.num_classes) for m in models]}")
+        self.models = list(models)
         self.inference = inference
         self.num_classes = counts.pop()
 
+    @property
+    def training_gsd(self) -> tuple[float, float]:
+        """The pixel sizes the first model was trained on."""
+        return self.models[0].record.input.training_gsd
+
     def probs(self, raw: np.ndarray) -> list[Tensor]:
-        """(C, H, W) float32 probabilities of each task for a (1, H, W) raw array (pixel units, e.g. uint8)."""
-        cfg = self.inference
-        image = torch.from_numpy(np.ascontiguousarray(raw))[None]
-        return [loaded.task.predict_probs(loaded.normaliser(image)[0], cfg) for loaded in self.tasks]
+        """(C, H, W) float32 probabilities of each model for a (1, H, W) raw 8-bit array."""
+        return [model.probs(raw, self.inference) for model in self.models]
 
 
 def load_predictor(
-    ckpt_path: str | Sequence[str],
-    *,
-    window: int | None = None,
-    stride: int | None = None,
-    scales: Sequence[float] | None = None,
-    flips: Sequence[Flip] | None = None,
-    batch_size: int | None = None,
-    blend: Blend | None = None,
-    normalisation: NormalisationMode | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    ckpt_path: str | Sequence[str], inference: InferenceOverrides = InferenceOverrides()
 ) -> TaskPredictor:
-    """Load SAR checkpoints into a predictor; the options that are not None override the first one's ``inference``.
+    """Load SAR checkpoints into a predictor; ``inference`` overrides the first one's settings.
 
     Raises:
-        DataError: a checkpoint is missing, unreadable, or not a SAR model (see :func:`load_task`).
+        DataError: a checkpoint is missing, unreadable, or not a SAR model (see :func:`load_model`).
     """
     paths = [ckpt_path] if isinstance(ckpt_path, str) else list(ckpt_path)
-    tasks = [load_task(p, normalisation=normalisation, mean=mean, std=std) for p in paths]
-    given = {"window": window, "stride": stride, "batch_size": batch_size, "blend": blend, "scales": scales}
-    changes = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in given.items() if v is not None}
-    if flips is not None:
-        changes["flips"] = tuple(flips)
-    return TaskPredictor(tasks, dataclasses.replace(tasks[0].task.inference_config, **changes))
+    models = [load_model(p, kind="sar") for p in paths]
+    return TaskPredictor(models, inference.apply(models[0].record.inference))

@@ -1,14 +1,15 @@
 """``python cli.py map``: a georeferenced land-cover map of a SAR scene of any size, block by block.
 
-The scene is read in square blocks with a halo of context (rasterio windows), each block is
-predicted with the sliding window + TTA engine (one or several checkpoints), the halo is cropped
-off and the block is written into a tiled, compressed GeoTIFF that copies the scene's CRS and
-transform. Memory depends on the block size, not on the scene size.
+The scene is read in square blocks with a halo of context (rasterio windows) as 8-bit amplitude
+(converted by its ``scaling`` when it is not 8-bit), each block is predicted with the sliding window
++ TTA engine (one or several checkpoints), the halo is cropped off and the block is written into a
+tiled, compressed GeoTIFF that copies the scene's CRS and transform. The scene's own nodata is
+class 0. Memory depends on the block size, not on the scene size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,21 +17,14 @@ import numpy as np
 from rasterio.windows import Window
 from tqdm import tqdm
 
-from datamodules.nodata import OverviewNoData
-from datamodules.rasters import (
-    DataError,
-    RasterInfo,
-    geotiff_profile,
-    open_geotiff_writer,
-    overview_shape,
-    raster_info,
-    read_raster,
-)
-from datamodules.transforms import NormalisationMode
-from sar_inference.engine import Blend, Flip
+from datamodules.nodata import NoDataRule, OverviewNoData
+from datamodules.pixel_size import warn_if_far_from_training_gsd
+from datamodules.rasters import geotiff_profile, open_geotiff_writer, overview_shape
+from datamodules.sar_scaling import SARScaling, ScaledSAR
 from sar_inference.memory_budget import check_memory
-from sar_inference.predictor import TaskPredictor, check_weights, combine, default_class_weights, load_predictor
+from sar_inference.predictor import EnsembleSettings, TaskPredictor, combine, load_predictor
 from sar_inference.preview import write_preview
+from sar_inference.settings import InferenceOverrides
 
 
 @dataclass(frozen=True)
@@ -59,34 +53,17 @@ def scene_blocks(height: int, width: int, block: int, halo: int) -> Iterator[Blo
             yield Block(core, Window(x0, y0, x1 - x0, y1 - y0))
 
 
-def _scene_info(path: Path) -> RasterInfo:
-    info = raster_info(path)
-    if info.count != 1:
-        raise DataError(path, f"has {info.count} bands; a SAR scene has 1")
-    return info
-
-
 def map_scene(
     ckpt_path: str | list[str],
     input: str,
     output: str,
-    window: int | None = None,
-    stride: int | None = None,
-    scales: list[float] | None = None,
-    flips: list[Flip] | None = None,
-    batch_size: int | None = None,
-    blend: Blend | None = None,
+    inference: InferenceOverrides = InferenceOverrides(),
+    ensemble: EnsembleSettings = EnsembleSettings(),
+    scaling: SARScaling = SARScaling(),
+    nodata: NoDataRule = NoDataRule(apply=False),
     block: int = 2048,
     halo: int | None = None,
-    model_weights: list[float] | None = None,
-    class_weights: list[float] | None = None,
     confidence: bool = False,
-    nodata: bool = False,
-    nodata_min_area: int = 10000,
-    nodata_threshold: float = 0.9985,
-    normalisation: NormalisationMode | None = None,
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
     preview: str | None = None,
     preview_size: int = 1024,
     max_memory_gb: float | None = None,
@@ -95,35 +72,30 @@ def map_scene(
     """Map a single-band SAR scene to a uint8 class GeoTIFF (0..8) on the scene's grid.
 
     The output is tiled (256), deflate-compressed, carries the class colour map and the scene's CRS
-    and transform (copied, rotated ones included), and replaces ``output`` only once complete.
+    and transform (copied, rotated ones included), and replaces ``output`` only once complete. The
+    scene's own nodata (nodata value, mask band) is class 0. A scene whose pixel size lies far
+    outside the model's training GSD gets a warning.
 
     Args:
         ckpt_path: a stage-2 checkpoint (``SARSegmenter``), or a list of them for an ensemble
-            (``--ckpt_path "[a.ckpt,b.ckpt]"``).
-        input: the SAR scene (1 band, pixel values scaled like the training tiles, e.g. 8-bit).
+            (``--ckpt_path "[a.ckpt,b.ckpt]"``); the checkpoint alone says how to feed its network.
+        input: the SAR scene (1 band): 8-bit amplitude as OpenEarthMap-SAR, or another product
+            with ``--scaling.source``.
         output: the map GeoTIFF to write.
-        window: sliding-window side in pixels (default: the first checkpoint's ``inference``).
-        stride: step between windows (default: the checkpoint's).
-        scales: TTA scales (default: the checkpoint's; reference [0.5,0.75,1.0,1.25,1.5,1.75]).
-        flips: TTA flips among none, h, v (default: the checkpoint's; reference [none,h,v]).
-        batch_size: windows per forward pass (default: the checkpoint's).
-        blend: window blending, mean or gaussian (default: the checkpoint's).
+        inference: sliding window and TTA overrides (``--inference.scales [0.5,1.0]``); each field
+            None keeps the first checkpoint's.
+        ensemble: model weights and class weights of the argmax (default: class 0 weight 0 for an
+            ensemble, so only classes 1..8 win, as the reference does).
+        scaling: how the scene's values become 8-bit amplitude (``--scaling.source db`` for a dB
+            product; the default, ``uint8``, refuses anything else and says what it found).
+        nodata: the reference's rule for black border-connected no-data regions
+            (``--nodata.apply true``); detected on an overview of at most ``block`` pixels a side
+            (exact when the scene fits in one block).
         block: side of the square blocks the scene is processed in; bounds the memory.
         halo: context pixels read around each block and cropped off before writing. Default
             max((window - stride) / 2, window / 8): half the overlap the window grid has anyway, so
             blocks add almost no windows; more gives windows at block borders more context.
-        model_weights: one weight per checkpoint (default 1 each).
-        class_weights: per-class factors of the argmax. Default: [0,1,...,1] for an ensemble (class
-            0 weight 0 makes only classes 1..8 win, as the reference does), all 1 for one model.
         confidence: add a second band, floor(255 p) of the mean probability of the chosen class.
-        nodata: set the scene's no-data region (large zero regions connected to the border) to 0
-            when the valid area is below ``nodata_threshold``; detected on an overview of at most
-            ``block`` pixels a side (exact when the scene fits in one block).
-        nodata_min_area: smallest no-data region in pixels.
-        nodata_threshold: valid fraction below which the no-data region is set to 0 (99.85 %).
-        normalisation: override of the normalisation saved in the checkpoints.
-        mean: per-channel mean (raw units) for ``custom`` normalisation.
-        std: per-channel standard deviation (raw units) for ``custom`` normalisation.
         preview: also write a PNG quick-look here (SAR beside the map, with a legend).
         preview_size: longer side of each preview panel in pixels.
         max_memory_gb: memory budget checked before the run (default: the RAM available now).
@@ -134,27 +106,26 @@ def map_scene(
 
     Raises:
         DataError: naming the file: unreadable scene or checkpoint, wrong band count, NaN/inf
-            pixels, a checkpoint that is not a SAR model.
+            pixels, values the scaling would misread, a checkpoint that is not a SAR model.
         ValueError: a window larger than the block, or bad weights.
         MemoryError: the window and batch would not fit in the memory budget.
     """
-    scene = Path(input)
-    info = _scene_info(scene)
-    if Path(output).resolve() == scene.resolve():
-        raise ValueError(f"{scene}: output would overwrite the scene; choose another --output")
-    predictor = load_predictor(
-        ckpt_path, window=window, stride=stride, scales=scales, flips=flips, batch_size=batch_size, blend=blend,
-        normalisation=normalisation, mean=mean, std=std,
-    )  # fmt: skip
-    cfg, models, classes = predictor.inference, len(predictor.tasks), predictor.num_classes
+    scene = ScaledSAR(input, scaling)
+    if Path(output).resolve() == scene.path.resolve():
+        raise ValueError(f"{scene.path}: output would overwrite the scene; choose another --output")
+    predictor = load_predictor(ckpt_path, inference)
+    cfg, models, classes = predictor.inference, len(predictor.models), predictor.num_classes
     if cfg.window > block:
-        raise ValueError(f"{scene}: window {cfg.window} is larger than the block {block}; raise block or lower window")
+        raise ValueError(
+            f"{scene.path}: window {cfg.window} is larger than the block {block}; raise block or lower window"
+        )
     halo = max((cfg.window - cfg.stride) // 2, cfg.window // 8) if halo is None else halo
-    weights = class_weights if class_weights is not None else default_class_weights(models, classes)
-    check_weights(model_weights, weights, models, classes)
+    class_weights = ensemble.class_weights_for(models, classes)
+    info = scene.info
     region = min(block + 2 * halo, info.height), min(block + 2 * halo, info.width)
-    check_memory(cfg, *region, classes, models, max_memory_gb, str(scene))
-    masker = _nodata_detector(scene, info, block, nodata_min_area, nodata_threshold) if nodata else None
+    check_memory(cfg, *region, classes, models, max_memory_gb, str(scene.path))
+    warn_if_far_from_training_gsd(info, predictor.training_gsd)
+    masker = _nodata_detector(scene, block, nodata) if nodata.apply else None
 
     write_scene_map(
         scene,
@@ -162,31 +133,31 @@ def map_scene(
         predictor,
         block=block,
         halo=halo,
-        model_weights=model_weights,
-        class_weights=weights,
+        model_weights=ensemble.model_weights,
+        class_weights=class_weights,
         confidence=confidence,
         masker=masker,
         progress=progress,
     )
     if preview:
-        write_preview(preview, scene, output, preview_size)
+        write_preview(preview, scene.path, output, preview_size)
     return Path(output)
 
 
-def _nodata_detector(scene: Path, info: RasterInfo, max_side: int, min_area: int, threshold: float) -> OverviewNoData:
-    overview = read_raster(scene, bands=1, out_shape=overview_shape(info.height, info.width, max_side))[0]
-    return OverviewNoData(overview, info.shape, min_area, threshold)
+def _nodata_detector(scene: ScaledSAR, max_side: int, rule: NoDataRule) -> OverviewNoData:
+    overview, _ = scene.read(out_shape=overview_shape(scene.info.height, scene.info.width, max_side))
+    return OverviewNoData(overview[0], scene.info.shape, rule)
 
 
 def write_scene_map(
-    scene: Path,
+    scene: ScaledSAR,
     output: str | Path,
     predictor: TaskPredictor,
     *,
     block: int,
     halo: int,
-    model_weights: list[float] | None = None,
-    class_weights: list[float] | None = None,
+    model_weights: Sequence[float] | None = None,
+    class_weights: Sequence[float] | None = None,
     confidence: bool = False,
     masker: OverviewNoData | None = None,
     progress: bool = True,
@@ -194,7 +165,7 @@ def write_scene_map(
     """Predict ``scene`` block by block and write the map GeoTIFF ``output`` atomically.
 
     Args:
-        scene: single-band raster.
+        scene: the single-band scene, read as 8-bit amplitude.
         output: map to write: band 1 classes (colour map), band 2 confidence when asked.
         predictor: the models and their sliding window + TTA settings.
         block: side of the written blocks.
@@ -202,10 +173,10 @@ def write_scene_map(
         model_weights: one weight per model.
         class_weights: per-class factors of the argmax.
         confidence: write the confidence band.
-        masker: no-data of the scene, applied to each block; None for none.
+        masker: the no-data rule's region of the scene, applied to each block; None for none.
         progress: show a progress bar over blocks.
     """
-    info = _scene_info(scene)
+    info = scene.info
     blocks = list(scene_blocks(info.height, info.width, block, halo))
     profile = geotiff_profile(info.height, info.width, 2 if confidence else 1, "uint8", crs=info.crs)
     profile["transform"] = info.transform  # the scene's Affine as it is, never recomputed
@@ -213,13 +184,13 @@ def write_scene_map(
         dst.set_band_description(1, "land-cover class")
         if confidence:
             dst.set_band_description(2, "confidence, floor(255 p) of the class")
-        for part in tqdm(blocks, desc=f"map {scene.name}", unit="block", disable=not progress):
-            raw = read_raster(scene, bands=1, window=part.region)
+        for part in tqdm(blocks, desc=f"map {scene.path.name}", unit="block", disable=not progress):
+            raw, valid = scene.read(window=part.region)
             rows, cols = part.crop
             result = combine([p[:, rows, cols] for p in predictor.probs(raw)], model_weights, class_weights)
-            label = result.label
+            invalid = ~valid[rows, cols]
             if masker is not None:
-                label = np.where(masker.block_mask(raw[0][rows, cols], part.core.row_off, part.core.col_off), 0, label)
-            dst.write(label.astype(np.uint8), 1, window=part.core)
+                invalid |= masker.block_mask(raw[0][rows, cols], part.core.row_off, part.core.col_off)
+            dst.write(np.where(invalid, 0, result.label).astype(np.uint8), 1, window=part.core)
             if confidence:
-                dst.write(result.confidence, 2, window=part.core)
+                dst.write(np.where(invalid, 0, result.confidence).astype(np.uint8), 2, window=part.core)

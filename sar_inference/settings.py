@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 
 import torch
+from torch import Tensor
 
-from sar_inference.engine import Blend, Flip
+from sar_inference.engine import Blend, Flip, tta_probs
 
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    """How ``predict`` runs on whole tiles: sliding window, test-time augmentation ."""
+    """How a model predicts whole tiles: sliding window and test-time augmentation."""
 
     window: int = 512
     stride: int = 256
@@ -22,6 +24,43 @@ class InferenceConfig:
     flips: tuple[Flip, ...] = ("none",)
     """Reference: ("none", "h", "v")."""
     blend: Blend = "mean"
+
+    def probs(self, model: Callable[[Tensor], Tensor], image: Tensor, num_classes: int) -> Tensor:
+        """(num_classes, H, W) probabilities of one normalised (C, H, W) image with these settings."""
+        return tta_probs(
+            model,
+            image,
+            num_classes,
+            window=self.window,
+            stride=self.stride,
+            scales=self.scales,
+            flips=self.flips,
+            batch_size=self.batch_size,
+            blend=self.blend,
+        )
+
+
+@dataclass(frozen=True)
+class InferenceOverrides:
+    """What ``map`` and ``submit`` change in a checkpoint's inference settings; None keeps the checkpoint's."""
+
+    window: int | None = None
+    """Sliding-window side in pixels."""
+    stride: int | None = None
+    """Step between windows."""
+    batch_size: int | None = None
+    """Windows per forward pass."""
+    scales: tuple[float, ...] | None = None
+    """TTA scales (reference [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])."""
+    flips: tuple[Flip, ...] | None = None
+    """TTA flips among none, h, v (reference [none, h, v])."""
+    blend: Blend | None = None
+    """Window blending, mean or gaussian."""
+
+    def apply(self, base: InferenceConfig) -> InferenceConfig:
+        """``base`` with every field given here replaced."""
+        given = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
 
 
 # Registered (also under its path before the package split) for torch.load(weights_only=True): checkpoints

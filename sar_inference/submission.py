@@ -1,13 +1,14 @@
 """``python cli.py submit``: the contest submission, one uint8 PNG (0..8) per SAR test tile and a zip of them.
 
 Each tile's label is the class-weighted argmax of the ensemble of its soft maps (folders written
-by ``predict``) and/or of checkpoints run on the SAR tile directly, with the no-data region of the
-SAR tile set to 0 (docs/method.md section 5).
+by ``predict``) and/or of checkpoints run on the SAR tile directly, with the tile's own nodata and
+the no-data region of the reference's rule (docs/method.md section 5) set to 0.
 """
 
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,13 @@ from torch import Tensor
 from tqdm import tqdm
 
 from datamodules.classes import NUM_CLASSES
-from datamodules.nodata import apply_nodata, nodata_mask
+from datamodules.nodata import NoDataRule
 from datamodules.rasters import DataError, atomic_output_dir, raster_info, read_raster, write_png
-from datamodules.transforms import NormalisationMode
-from sar_inference.engine import Blend, Flip, uint8_to_soft
+from datamodules.sar_scaling import SARScaling, read_sar
+from sar_inference.engine import uint8_to_soft
 from sar_inference.memory_budget import check_memory
-from sar_inference.predictor import TaskPredictor, check_weights, combine, default_class_weights, load_predictor
+from sar_inference.predictor import EnsembleSettings, TaskPredictor, combine, load_predictor
+from sar_inference.settings import InferenceOverrides
 
 
 def soft_folder(folder: Path) -> Path:
@@ -57,21 +59,11 @@ def submit(
     sar_dir: str,
     soft_dirs: list[str] | None = None,
     ckpt_path: str | list[str] | None = None,
-    model_weights: list[float] | None = None,
-    class_weights: list[float] | None = None,
-    nodata: bool = True,
-    nodata_min_area: int = 10000,
-    nodata_threshold: float = 0.9985,
+    ensemble: EnsembleSettings = EnsembleSettings(),
+    inference: InferenceOverrides = InferenceOverrides(),
+    nodata: NoDataRule = NoDataRule(),
+    scaling: SARScaling = SARScaling(),
     zip_name: str = "submission.zip",
-    window: int | None = None,
-    stride: int | None = None,
-    scales: list[float] | None = None,
-    flips: list[Flip] | None = None,
-    batch_size: int | None = None,
-    blend: Blend | None = None,
-    normalisation: NormalisationMode | None = None,
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
     max_memory_gb: float | None = None,
     progress: bool = True,
 ) -> Path:
@@ -86,23 +78,14 @@ def submit(
         soft_dirs: folders of 9-band uint8 soft maps named like the SAR tiles, as ``predict``
             writes them (a folder holding ``soft/`` is taken to mean that subfolder).
         ckpt_path: stage-2 checkpoint(s) to run on the SAR tiles directly (sliding window + TTA).
-        model_weights: one weight per source, soft folders first, then checkpoints (default 1 each).
-        class_weights: per-class factors of the argmax. Default: [0,1,...,1] when there are several
-            sources (class 0 weight 0 makes only classes 1..8 win, as the reference does), all 1 for one.
-        nodata: set each tile's no-data region (large zero regions connected to its border) to 0
-            when its valid area is below ``nodata_threshold``.
-        nodata_min_area: smallest no-data region in pixels.
-        nodata_threshold: valid fraction below which the no-data region is set to 0 (99.85 %).
+        ensemble: one weight per source, soft folders first, then checkpoints (default 1 each), and
+            the class weights of the argmax (default: class 0 weight 0 when several sources vote, so
+            only classes 1..8 win, as the reference does).
+        inference: sliding window and TTA overrides for the checkpoints (``--inference.scales``);
+            None keeps the first checkpoint's.
+        nodata: the reference's no-data rule (``--nodata.min_area 5000``, ``--nodata.apply false``).
+        scaling: how the tiles' values become 8-bit amplitude (default ``uint8``: as OEM-SAR).
         zip_name: name of the zip of all PNGs, inside ``output``.
-        window: sliding-window side for the checkpoints (default: the first checkpoint's).
-        stride: step between windows (default: the checkpoint's).
-        scales: TTA scales (default: the checkpoint's).
-        flips: TTA flips among none, h, v (default: the checkpoint's).
-        batch_size: windows per forward pass (default: the checkpoint's).
-        blend: window blending, mean or gaussian (default: the checkpoint's).
-        normalisation: override of the normalisation saved in the checkpoints.
-        mean: per-channel mean (raw units) for ``custom`` normalisation.
-        std: per-channel standard deviation (raw units) for ``custom`` normalisation.
         max_memory_gb: memory budget of the checkpoints' inference (default: the RAM available now).
         progress: show a progress bar over tiles.
 
@@ -111,7 +94,8 @@ def submit(
 
     Raises:
         DataError: naming the file: an empty or missing SAR folder, a soft map missing for a tile or
-            of another size or band count, an unreadable tile or checkpoint.
+            of another size or band count, an unreadable tile or checkpoint, values the scaling
+            would misread.
         ValueError: no source at all, or bad weights.
     """
     tiles = sorted(Path(sar_dir).glob("*.tif"))
@@ -120,15 +104,11 @@ def submit(
     folders = [soft_folder(Path(f)) for f in soft_dirs or []]
     predictor = None
     if ckpt_path:
-        predictor = load_predictor(
-            ckpt_path, window=window, stride=stride, scales=scales, flips=flips, batch_size=batch_size, blend=blend,
-            normalisation=normalisation, mean=mean, std=std,
-        )  # fmt: skip
-    sources = len(folders) + (len(predictor.tasks) if predictor else 0)
+        predictor = load_predictor(ckpt_path, inference)
+    sources = len(folders) + (len(predictor.models) if predictor else 0)
     if sources == 0:
         raise ValueError("submit needs soft_dirs, ckpt_path or both")
-    weights = class_weights if class_weights is not None else default_class_weights(sources, NUM_CLASSES)
-    check_weights(model_weights, weights, sources, NUM_CLASSES)
+    weights = ensemble.class_weights_for(sources, NUM_CLASSES)
     if predictor is not None:
         largest = max((raster_info(t) for t in tiles), key=lambda info: info.height * info.width)
         check_memory(predictor.inference, *largest.shape, NUM_CLASSES, sources, max_memory_gb, str(largest.path))
@@ -142,10 +122,9 @@ def submit(
     with atomic_output_dir(output) as tmp:
         pngs = []
         for tile in tqdm(tiles, desc="submit", unit="tile", disable=not progress):
-            sar = read_raster(tile, bands=1)
-            label = _tile_label(tile, sar, folders, predictor, model_weights, weights)
-            if nodata:
-                label = apply_nodata(label, nodata_mask(sar[0], nodata_min_area), nodata_threshold)
+            sar, valid = read_sar(tile, scaling)
+            label = _tile_label(tile, sar, folders, predictor, ensemble.model_weights, weights)
+            label[~valid | nodata.mask(sar[0])] = 0
             pngs.append(write_png(tmp / f"{tile.stem}.png", label))
         write_zip(tmp / zip_name, pngs)
     return Path(output)
@@ -156,8 +135,8 @@ def _tile_label(
     sar: np.ndarray,
     folders: list[Path],
     predictor: TaskPredictor | None,
-    model_weights: list[float] | None,
-    class_weights: list[float] | None,
+    model_weights: Sequence[float] | None,
+    class_weights: Sequence[float] | None,
 ) -> np.ndarray:
     probs = [read_soft(folder / tile.name, sar.shape[1:], tile) for folder in folders]
     if predictor is not None:

@@ -3,6 +3,7 @@
 python cli.py fit --config experiments/demo_sar.yaml        # LightningCLI: fit/validate/test/predict
 python cli.py make-demo-data --root data/demo               # write the synthetic OEM + OEM-SAR
 python cli.py map --ckpt_path CKPT --input SCENE.tif --output MAP.tif   # map a SAR scene of any size
+python cli.py convert --input SCENE.tif --output SCENE_8BIT.tif --scaling.source db   # 8-bit SAR
 python cli.py submit --sar_dir DIR --soft_dirs "[A,B]" --output OUT  # contest PNGs + zip
 python cli.py evaluate --predictions OUT --labels DIR                # mIoU + per-class IoU
 python cli.py pipeline --config experiments/demo.yaml       # the whole method, stage by stage
@@ -41,6 +42,7 @@ TOOLS: dict[str, Tool] = {
         "sar_inference.selection:select_pseudo_labels", "combine pseudo-label sets (agreement, soft ensemble)"
     ),
     "map": Tool("sar_inference.scene_mapper:map_scene", "map a SAR scene of any size to a land-cover GeoTIFF"),
+    "convert": Tool("datamodules.sar_convert:convert", "write the 8-bit version of a SAR scene (dB, float, uint16)"),
     "submit": Tool("sar_inference.submission:submit", "the contest submission: one PNG per SAR test tile, zipped"),
     "evaluate": Tool("sar_inference.evaluation:evaluate", "official mIoU of a folder of label maps"),
     "pipeline-report": Tool("sar_pipeline.report:pipeline_report", "the evaluation table of a pipeline run"),
@@ -84,8 +86,10 @@ def main(argv: list[str] | None = None) -> None:
         pipeline_main(words[1:])
         return
     if words[0] in TOOLS:
-        from jsonargparse import auto_cli
+        from jsonargparse import auto_cli, set_parsing_settings
 
+        # The settings dataclasses document each field below it: --help shows those texts.
+        set_parsing_settings(docstring_parse_attribute_docstrings=True)
         auto_cli(tool(words[0]), args=words[1:], as_positional=False)
         return
     from lightning_modules.lightning_cli import run_lightning_cli

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from datamodules.nodata import NoDataRule
 from lightning_modules.config_bases import resolve_config
 from sar_pipeline.preparation import DataPreparation
 
@@ -65,13 +66,13 @@ class SubmissionSettings:
     """The test-set ensemble and the contest submission (docs/method.md section 5); None = ``submit``'s default.
 
     Attributes:
-        class_weights: per-class weights of the ensemble (``submit``'s default: class 0 weight 0 when
-            several models vote, so only classes 1..8 win, as the reference does).
-        nodata_min_area: smallest border-connected zero region (pixels) treated as no-data.
+        class_weights: per-class weights of the ensemble (None: ``submit``'s default, class 0 weight 0
+            when several models vote, so only classes 1..8 win, as the reference does).
+        nodata: the no-data rule of the submission (the reference's 99.85 % rule by default).
     """
 
     class_weights: list[float] | None = None
-    nodata_min_area: int | None = None
+    nodata: NoDataRule = field(default_factory=NoDataRule)
 
 
 @dataclass

@@ -377,11 +377,10 @@ class StageBuilder:
             "soft_dirs": [str(self.run / "maps" / m / "soft") for m in members],
             "sar_dir": str(self.root / OEM_SAR_DIR / "test" / "sar_images"),
             "output": str(folder),
+            "nodata": asdict(submission.nodata),
         }
         if submission.class_weights is not None:
-            settings["class_weights"] = submission.class_weights
-        if submission.nodata_min_area is not None:
-            settings["nodata_min_area"] = submission.nodata_min_area
+            settings["ensemble"] = {"class_weights": submission.class_weights}
         return Stage(
             "submission",
             "submission",

@@ -197,7 +197,7 @@ def test_time_scores(folder: Path, data: Path, quick: bool, env: dict[str, str])
     other = "sce" if quick else "larger_encoder"
     variants = {
         "single_view": [f"--ckpt_path={method}"],
-        "tta": [f"--ckpt_path={method}", "--flips=[none,h,v]", "--scales=[0.75,1.0,1.25]"],
+        "tta": [f"--ckpt_path={method}", "--inference.flips=[none,h,v]", "--inference.scales=[0.75,1.0,1.25]"],
         "ensemble_of_two": [
             f"--soft_dirs={json.dumps([str(folder / 'maps' / f'sar_on_{METHOD_SET}'), str(folder / 'maps' / other)])}"
         ],
@@ -206,7 +206,8 @@ def test_time_scores(folder: Path, data: Path, quick: bool, env: dict[str, str])
     for name, args in variants.items():
         out = folder / "test_time" / name
         if not (out / "scores.json").is_file():
-            submit = [f"--sar_dir={sar / 'sar_images'}", f"--output={out}", f"--class_weights={weights}", *args]
+            weighted = f"--ensemble.class_weights={weights}"
+            submit = [f"--sar_dir={sar / 'sar_images'}", f"--output={out}", weighted, *args]
             run_tool("submit", *submit, env=env)
             scores_file = f"--output={out / 'scores.json'}"
             run_tool("evaluate", f"--predictions={out}", f"--labels={sar / 'labels'}", scores_file, env=env)

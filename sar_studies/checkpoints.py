@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -14,13 +13,9 @@ from lightning_modules.networks import NetworkConfig
 from lightning_modules.sar_segmenter import SARSegmenter
 from sar_inference.settings import InferenceConfig
 
-SAR_DATA = {"_class_path": "datamodules.sar.SARDataModule", "in_channels": 1, "normalisation": "divide_255"}
 
-
-def save_checkpoint(
-    task: SegmentationTask, path: Path, data_hparams: dict[str, Any] | None = None, cli_style: bool = False
-) -> Path:
-    """Save ``task`` as Lightning does; optionally with datamodule settings and CLI-style hparams.
+def save_checkpoint(task: SegmentationTask, path: Path, cli_style: bool = False) -> Path:
+    """Save ``task`` as Lightning does (with its record); optionally with CLI-style hyperparameters.
 
     ``cli_style`` rewrites the hyperparameters as ``python cli.py fit`` stores them: plain dicts
     with ``_class_path`` and ``_instantiator``.
@@ -28,8 +23,8 @@ def save_checkpoint(
     trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.strategy.connect(task)
     trainer.save_checkpoint(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
     if cli_style:
+        state = torch.load(path, map_location="cpu", weights_only=True)
         saved = state["hyper_parameters"].items()
         hparams = {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in saved}
         cls = type(task)
@@ -38,9 +33,7 @@ def save_checkpoint(
             **hparams,
             "_instantiator": "lightning.pytorch.cli.instantiate_module",
         }
-    if data_hparams is not None:
-        state["datamodule_hyper_parameters"] = data_hparams
-    torch.save(state, path)
+        torch.save(state, path)
     return path
 
 
@@ -50,7 +43,7 @@ def sar_checkpoint(
     inference: InferenceConfig = InferenceConfig(window=64, stride=32),
     cli_style: bool = True,
 ) -> Path:
-    """A random-weight SAR U-Net (ResNet-18, 1 channel) saved with ``divide_255`` normalisation."""
+    """A random-weight SAR U-Net (ResNet-18, 1 channel, x / 255)."""
     torch.manual_seed(seed)
     task = SARSegmenter(network=NetworkConfig(in_channels=1), inference=inference)
-    return save_checkpoint(task, path, SAR_DATA, cli_style=cli_style)
+    return save_checkpoint(task, path, cli_style=cli_style)

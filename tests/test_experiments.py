@@ -131,7 +131,7 @@ def pipeline_stages(pipeline: Path, tmp_path: Path, *extra: str) -> tuple[Pipeli
 @pytest.mark.parametrize("pipeline", PIPELINES, ids=relative)
 def test_every_stage_config_of_every_pipeline_parses_as_it_would_run(pipeline: Path, tmp_path: Path) -> None:
     # Every optional submission setting too, so that the submit stage's settings meet submit's options.
-    submission = ["--submission.class_weights=[0, 1, 1, 1, 1, 1, 1, 1, 1]", "--submission.nodata_min_area=5000"]
+    submission = ["--submission.class_weights=[0, 1, 1, 1, 1, 1, 1, 1, 1]", "--submission.nodata.min_area=5000"]
     spec, stages = pipeline_stages(pipeline, tmp_path, *submission)
     for stage in stages:
         settings = stage.write_settings()

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datamodules.resolution_alignment import ResolutionAlignment
+from datamodules.resolution_alignment import RAASettings, ResolutionAlignment
 from datamodules.transforms import TrainAugmentation
 
 BLOCK = 48
@@ -31,7 +31,7 @@ def _mean_abs_laplacian(image: np.ndarray) -> float:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_output_size_is_u_times_the_input_size(seed: int) -> None:
     image, label = _blocky()
-    raa = ResolutionAlignment(p=1.0)
+    raa = ResolutionAlignment(RAASettings(p=1.0))
     r, u = raa.sample(np.random.default_rng(seed))  # type: ignore[misc]
     out_image, out_label = raa(image, label, np.random.default_rng(seed))
     expected = (round(u * label.shape[0]), round(u * label.shape[1]))
@@ -42,7 +42,7 @@ def test_output_size_is_u_times_the_input_size(seed: int) -> None:
 
 def test_fixed_factors_give_rounded_sizes() -> None:
     image, label = np.zeros((50, 70, 3), np.uint8), np.zeros((50, 70), np.uint8)
-    raa = ResolutionAlignment(p=1.0, downsample_range=(0.2, 0.2), upsample_range=(1.3, 1.3))
+    raa = ResolutionAlignment(RAASettings(p=1.0, downsample_range=(0.2, 0.2), upsample_range=(1.3, 1.3)))
     out_image, out_label = raa(image, label, np.random.default_rng(0))
     assert out_image.shape == (65, 91, 3) and out_label.shape == (65, 91)
 
@@ -51,7 +51,7 @@ def test_fixed_factors_give_rounded_sizes() -> None:
 @pytest.mark.parametrize("seed", [0, 3])
 def test_image_and_label_stay_aligned(seed: int, down_interpolation: str) -> None:
     image, label = _blocky(seed=seed)
-    raa = ResolutionAlignment(p=1.0, down_interpolation=down_interpolation)  # type: ignore[arg-type]
+    raa = ResolutionAlignment(RAASettings(p=1.0, down_interpolation=down_interpolation))  # type: ignore[arg-type]
     r, u = raa.sample(np.random.default_rng(seed))  # type: ignore[misc]
     out_image, out_label = raa(image, label, np.random.default_rng(seed))
     # A pixel is reproduced exactly when its label is uniform over the resampling footprint:
@@ -70,7 +70,7 @@ def test_image_and_label_stay_aligned(seed: int, down_interpolation: str) -> Non
 def test_lowers_high_frequency_energy(down_interpolation: str) -> None:
     image = _texture()
     label = np.zeros(image.shape[:2], np.uint8)
-    raa = ResolutionAlignment(p=1.0, down_interpolation=down_interpolation)  # type: ignore[arg-type]
+    raa = ResolutionAlignment(RAASettings(p=1.0, down_interpolation=down_interpolation))  # type: ignore[arg-type]
     for seed in range(3):
         out_image, _ = raa(image, label, np.random.default_rng(seed))
         # Same final size without the downsample: only the resolution loss differs.
@@ -81,13 +81,13 @@ def test_lowers_high_frequency_energy(down_interpolation: str) -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_p0_is_identity(seed: int) -> None:
     image, label = _blocky()
-    out_image, out_label = ResolutionAlignment(p=0.0)(image, label, np.random.default_rng(seed))
+    out_image, out_label = ResolutionAlignment(RAASettings(p=0.0))(image, label, np.random.default_rng(seed))
     assert np.array_equal(out_image, image) and np.array_equal(out_label, label)
 
 
 def test_applies_with_probability_p() -> None:
     image, label = np.zeros((20, 20, 3), np.uint8), np.zeros((20, 20), np.uint8)
-    raa = ResolutionAlignment(p=0.2, upsample_range=(2.0, 2.0))
+    raa = ResolutionAlignment(RAASettings(p=0.2, upsample_range=(2.0, 2.0)))
     rng = np.random.default_rng(0)
     applied = [raa(image, label, rng)[1].shape != label.shape for _ in range(2000)]
     assert 0.17 < np.mean(applied) < 0.23
@@ -95,7 +95,7 @@ def test_applies_with_probability_p() -> None:
 
 def test_keeps_a_single_band_layout() -> None:
     label = np.zeros((40, 40), np.uint8)
-    raa = ResolutionAlignment(p=1.0, upsample_range=(1.5, 1.5))
+    raa = ResolutionAlignment(RAASettings(p=1.0, upsample_range=(1.5, 1.5)))
     out3, _ = raa(np.zeros((40, 40, 1), np.uint8), label, np.random.default_rng(0))
     out2, _ = raa(np.zeros((40, 40), np.uint8), label, np.random.default_rng(0))
     assert out3.shape == (60, 60, 1) and out2.shape == (60, 60)
@@ -103,7 +103,7 @@ def test_keeps_a_single_band_layout() -> None:
 
 def test_works_as_a_before_crop_step() -> None:
     image, label = _blocky(rows=2, cols=2)
-    augment = TrainAugmentation(crop_size=64, before_crop=[ResolutionAlignment(p=1.0)], seed=0)
+    augment = TrainAugmentation(crop_size=64, before_crop=[ResolutionAlignment(RAASettings(p=1.0))], seed=0)
     out_image, out_label = augment(image, label)
     assert out_image.shape == (64, 64, 3) and out_label.shape == (64, 64)
 
@@ -124,9 +124,10 @@ def test_works_as_a_before_crop_step() -> None:
 )
 def test_rejects_bad_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        ResolutionAlignment(**kwargs)
+        ResolutionAlignment(RAASettings(**kwargs))
 
 
 def test_rejects_mismatched_image_and_label() -> None:
     with pytest.raises(ValueError, match="sizes differ"):
-        ResolutionAlignment(p=1.0)(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9), np.uint8), np.random.default_rng(0))
+        raa = ResolutionAlignment(RAASettings(p=1.0))
+        raa(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9), np.uint8), np.random.default_rng(0))

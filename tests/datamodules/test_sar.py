@@ -1,4 +1,4 @@
-"""The stage-2 datamodule: batches, normalisation, validation sources, reproducibility, a missing root."""
+"""The stage-2 datamodule: raw batches (the task normalises), validation sources, reproducibility, a missing root."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import torch
 
 from datamodules.rasters import DataError
 from datamodules.sar import SARDataModule
+from lightning_modules.input_transform import InputTransform
+from lightning_modules.networks import NetworkConfig
+from lightning_modules.sar_segmenter import SARSegmenter
 from tests.helpers.data import TINY
 
 
@@ -23,17 +26,17 @@ def test_train_batches_are_crops_of_raw_pixels_normalised_after_transfer(tiny_ro
     assert batch["image"].shape == (3, 1, 48, 48) and batch["image"].dtype == torch.uint8
     assert batch["mask"].shape == (3, 48, 48) and batch["mask"].dtype == torch.int64
     assert int(batch["mask"].max()) <= 8
-    out = dm.on_after_batch_transfer(dict(batch), 0)
+    image = batch["image"]
+    out = SARSegmenter().on_after_batch_transfer(dict(batch), 0)
     assert out["image"].dtype == torch.float32
-    torch.testing.assert_close(out["image"], batch["image"].float() / 255)
-    assert out["raw_image"] is batch["image"]
+    torch.testing.assert_close(out["image"], image.float() / 255)
+    assert out["raw_image"] is image
 
 
 def test_three_channel_imagenet_input(tiny_root: Path) -> None:
-    dm = SARDataModule(
-        root=str(tiny_root), crop_size=32, batch_size=2, num_workers=0, in_channels=3, normalisation="imagenet"
-    )
-    out = dm.on_after_batch_transfer(_first_train_batch(dm), 0)
+    dm = SARDataModule(root=str(tiny_root), crop_size=32, batch_size=2, num_workers=0)
+    task = SARSegmenter(network=NetworkConfig(in_channels=3), input=InputTransform(normalisation="imagenet"))
+    out = task.on_after_batch_transfer(_first_train_batch(dm), 0)
     assert out["image"].shape == (2, 3, 32, 32)
     assert not torch.equal(out["image"][:, 0], out["image"][:, 1])  # per-channel ImageNet statistics
 

@@ -13,6 +13,7 @@ from datamodules.classes import BACKGROUND, NUM_CLASSES, PADDING
 from lightning_modules.losses import (
     CombinedLoss,
     CrossEntropy,
+    LossConfig,
     LovaszSoftmax,
     SymmetricCrossEntropy,
     build_loss,
@@ -354,7 +355,7 @@ def test_combined_loss_rejects_negative_or_all_zero_weights() -> None:
 
 def test_build_loss_terms_and_value() -> None:
     logits, target = _random_batch(13)
-    loss = build_loss(0.0, 1.0, 1.0, sce_alpha=1.0, sce_beta=2.0, sce_A=-4.0, ignore_index=0)
+    loss = build_loss(LossConfig(ce_weight=0.0, sce_weight=1.0, lovasz_weight=1.0, ignore_index=0))
     total, terms = loss(logits, target)
     expected = SymmetricCrossEntropy(1.0, 2.0, -4.0, 0)(logits, target) + LovaszSoftmax(0)(logits, target)
     assert set(terms) == {"sce", "lovasz"}
@@ -363,4 +364,9 @@ def test_build_loss_terms_and_value() -> None:
 
 def test_build_loss_all_zero_raises() -> None:
     with pytest.raises(ValueError):
-        build_loss(0.0, 0.0, 0.0, sce_alpha=1.0, sce_beta=2.0, sce_A=-4.0, ignore_index=0)
+        build_loss(LossConfig(ce_weight=0.0, sce_weight=0.0, lovasz_weight=0.0))
+
+
+def test_the_sce_defaults_live_in_the_loss_config() -> None:
+    sce, config = SymmetricCrossEntropy(), LossConfig()
+    assert (sce.alpha, sce.beta, sce.A) == (config.sce_alpha, config.sce_beta, config.sce_A) == (1.0, 2.0, -4.0)

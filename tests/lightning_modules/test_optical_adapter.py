@@ -12,9 +12,12 @@ import torch
 
 from datamodules.optical import OpticalDataModule
 from datamodules.rasters import raster_info, read_label, read_raster
+from datamodules.resolution_alignment import RAASettings
+from lightning_modules.mean_teacher import AdaptationConfig
 from lightning_modules.networks import NetworkConfig
-from lightning_modules.optical_adapter import AdaptationConfig, OpticalAdapter
+from lightning_modules.optical_adapter import OpticalAdapter
 from lightning_modules.optim import OptimConfig
+from sar_inference.checkpoints import RECORD_KEY, load_model
 from tests.helpers.cli import REPO, run_cli
 
 SMALL_NET = NetworkConfig(arch="Unet", encoder="resnet18", in_channels=3)
@@ -24,9 +27,11 @@ def _datamodule(root: Path, **kwargs: object) -> OpticalDataModule:
     return OpticalDataModule(root=str(root), crop_size=64, batch_size=2, num_workers=0, **kwargs)
 
 
-def _fit(root: Path, tmp_path: Path, steps: int, adaptation: AdaptationConfig = AdaptationConfig()) -> L.Trainer:
+def _fit(
+    root: Path, tmp_path: Path, steps: int, adaptation: AdaptationConfig = AdaptationConfig(), **task: object
+) -> L.Trainer:
     L.seed_everything(0)
-    model = OpticalAdapter(network=SMALL_NET, optim=OptimConfig(lr=1e-3, warmup_steps=1), adaptation=adaptation)
+    model = OpticalAdapter(network=SMALL_NET, optim=OptimConfig(lr=1e-3, warmup_steps=1), adaptation=adaptation, **task)
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=steps,
@@ -49,14 +54,19 @@ def test_datamodule_yields_source_and_target_together(tiny_root: Path) -> None:
     assert set(batch) == {"source", "target"}
     assert batch["source"]["image"].shape == batch["target"]["image"].shape == (2, 3, 64, 64)
     assert set(batch["target"]["mask"].unique().tolist()) <= {0, 255}  # only padding is marked
-    assert dm.val_names == ["val", "val_source"]
+    assert batch["source"]["image"].dtype == torch.uint8  # raw pixels: the task normalises
+    assert [s.split for s in dm.val_sets] == ["val", "val_source"]
     assert [s.tiles[0].image.parent.name for s in dm.val_sets] == ["rgb_images", "images"]
-    out = dm.on_after_batch_transfer(batch, 0)
+    raw = batch["source"]["image"].clone()
+    out = OpticalAdapter(network=SMALL_NET).on_after_batch_transfer(batch, 0)
     assert out["source"]["image"].dtype == torch.float32 and out["target"]["raw_image"].dtype == torch.uint8
+    mean, std = torch.tensor([0.485, 0.456, 0.406]) * 255, torch.tensor([0.229, 0.224, 0.225]) * 255
+    expected = (raw.float() - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)  # the default: ImageNet statistics
+    torch.testing.assert_close(out["source"]["image"], expected)
 
 
 def test_datamodule_passes_the_raa_settings_to_the_source_pipeline_only(tiny_root: Path) -> None:
-    dm = _datamodule(tiny_root, raa_p=0.5, raa_downsample_range=(0.3, 0.6), raa_down_interpolation="area")
+    dm = _datamodule(tiny_root, raa=RAASettings(p=0.5, downsample_range=(0.3, 0.6), down_interpolation="area"))
     dm.setup("fit")
     raa = dm.source_set.augment.before_crop[0]
     assert (raa.p, raa.downsample_range, raa.down_interpolation) == (0.5, (0.3, 0.6), "area")
@@ -100,8 +110,23 @@ def test_source_only_switch_never_touches_the_teacher(tiny_root: Path, tmp_path:
     assert not torch.equal(model.model.encoder.conv1.weight, initial.model.encoder.conv1.weight)
 
 
+def test_a_task_that_predicts_with_its_teacher_still_trains_its_student() -> None:
+    model = OpticalAdapter(network=SMALL_NET, adaptation=AdaptationConfig(enabled=False), predict_with="teacher")
+    model.log = lambda *args, **kwargs: None  # no trainer here: the step's logging is not under test
+    raw = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    part = {"image": raw, "mask": torch.randint(0, 9, (2, 64, 64))}
+    batch = model.on_after_batch_transfer({"source": dict(part), "target": dict(part)}, 0)
+    loss = model.training_step(batch, 0)
+    assert loss.requires_grad  # the source loss goes through the student (the teacher has no gradient)
+    loss.backward()
+    assert model.model.encoder.conv1.weight.grad is not None
+    assert all(p.grad is None for p in model.teacher.parameters())
+    with torch.no_grad():  # predict uses the teacher
+        torch.testing.assert_close(model(batch["source"]["image"]), model.teacher(batch["source"]["image"]))
+
+
 def test_checkpoint_round_trip_restores_the_teacher(tmp_path: Path) -> None:
-    model = OpticalAdapter(network=SMALL_NET)
+    model = OpticalAdapter(network=SMALL_NET, predict_with="teacher")
     with torch.no_grad():
         for p in model.teacher.parameters():
             p.add_(torch.randn_like(p))
@@ -113,6 +138,11 @@ def test_checkpoint_round_trip_restores_the_teacher(tmp_path: Path) -> None:
     for a, b in zip(model.teacher.state_dict().values(), restored.teacher.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
     assert not any(p.requires_grad for p in restored.teacher.parameters())
+    # The record says the teacher predicts: the Lightning-free loader takes the teacher's weights.
+    assert torch.load(path, weights_only=True)[RECORD_KEY]["predict_with"] == "teacher"
+    loaded = load_model(path, kind="optical")
+    for name, value in loaded.network.state_dict().items():
+        torch.testing.assert_close(value, model.teacher.state_dict()[name])
 
 
 @pytest.mark.slow

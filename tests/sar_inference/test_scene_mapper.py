@@ -12,15 +12,16 @@ from affine import Affine
 from torch import nn
 
 from datamodules.classes import rasterio_colormap
-from datamodules.nodata import OverviewNoData
+from datamodules.nodata import NoDataRule, OverviewNoData
 from datamodules.rasters import DataError, read_raster, write_raster
-from datamodules.transforms import Normaliser
-from lightning_modules.sar_segmenter import SARSegmenter
-from sar_inference.checkpoints import LoadedTask
+from datamodules.sar_scaling import SARScaling, ScaledSAR
+from lightning_modules.input_transform import InputTransform
+from lightning_modules.networks import NetworkConfig
+from sar_inference.checkpoints import CheckpointRecord, LoadedModel
 from sar_inference.engine import probs_to_label, soft_to_uint8, tta_probs
 from sar_inference.predictor import TaskPredictor
 from sar_inference.scene_mapper import map_scene, scene_blocks, write_scene_map
-from sar_inference.settings import InferenceConfig
+from sar_inference.settings import InferenceConfig, InferenceOverrides
 from sar_landcover.commands import main as cli_main
 from sar_studies.checkpoints import sar_checkpoint
 from tests.helpers.real_sample import UMBRA_CROP
@@ -28,17 +29,17 @@ from tests.helpers.real_sample import UMBRA_CROP
 ROTATED = {"crs": "EPSG:32654", "transform": Affine(0.3, 0.05, 4e5, 0.05, -0.3, 3.9e6)}
 
 
-def conv1x1_task(seed: int = 0, bias_class: int | None = None) -> LoadedTask:
-    """A translation-equivariant task: a 1x1 convolution, so any windowing gives the same probabilities."""
+def conv1x1_task(seed: int = 0, bias_class: int | None = None) -> LoadedModel:
+    """A translation-equivariant model: a 1x1 convolution, so any windowing gives the same probabilities."""
     torch.manual_seed(seed)
-    task = SARSegmenter()
-    task.model = nn.Conv2d(1, 9, kernel_size=1)
+    network = nn.Conv2d(1, 9, kernel_size=1)
     if bias_class is not None:
         with torch.no_grad():
-            task.model.weight.zero_()
-            task.model.bias.zero_()
-            task.model.bias[bias_class] = 5.0
-    return LoadedTask(Path("conv1x1"), task.eval(), Normaliser("divide_255", 1))
+            network.weight.zero_()
+            network.bias.zero_()
+            network.bias[bias_class] = 5.0
+    record = CheckpointRecord("tests.conv1x1", "sar", NetworkConfig(), InputTransform(), InferenceConfig())
+    return LoadedModel(Path("conv1x1"), record, network.eval())
 
 
 def random_scene(path: Path, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -66,11 +67,11 @@ def test_blockwise_map_equals_the_whole_image_prediction(tmp_path: Path, halo: i
     loaded = conv1x1_task()
     cfg = InferenceConfig(window=32, stride=16, batch_size=64, flips=("none", "h"))
     write_scene_map(
-        tmp_path / "scene.tif", tmp_path / "map.tif", TaskPredictor([loaded], cfg), block=64, halo=halo,
-        confidence=True, progress=False,
+        ScaledSAR(tmp_path / "scene.tif", SARScaling()), tmp_path / "map.tif", TaskPredictor([loaded], cfg),
+        block=64, halo=halo, confidence=True, progress=False,
     )  # fmt: skip
-    image = loaded.normaliser(torch.from_numpy(sar)[None, None])
-    probs = tta_probs(loaded.task, image, 9, window=32, stride=16, batch_size=64, flips=("none", "h"))
+    image = loaded.normalise(torch.from_numpy(sar)[None])
+    probs = tta_probs(loaded.forward, image, 9, window=32, stride=16, batch_size=64, flips=("none", "h"))
     written = read_raster(tmp_path / "map.tif")
     np.testing.assert_array_equal(written[0], probs_to_label(probs).numpy())
     confidence = soft_to_uint8(probs.max(dim=0).values).numpy().astype(int)
@@ -84,8 +85,8 @@ def test_map_of_the_umbra_sample_keeps_its_georeferencing_exactly(tmp_path: Path
     # The whole command line, in this process. Blocks of 512 make 2 x 2 blocks of the 600 x 520 crop, the
     # second row and column partial; scale 1/8 makes each block one 64-pixel window.
     cli_main(
-        ["map", "--ckpt_path", str(ckpt), "--input", str(UMBRA_CROP), "--output", str(out), "--window", "64",
-         "--stride", "64", "--scales", "[0.125]", "--block", "512", "--confidence", "true",
+        ["map", "--ckpt_path", str(ckpt), "--input", str(UMBRA_CROP), "--output", str(out), "--inference.window",
+         "64", "--inference.stride", "64", "--inference.scales", "[0.125]", "--block", "512", "--confidence", "true",
          "--preview", str(preview), "--preview_size", "200", "--progress", "false"]
     )  # fmt: skip
     with rasterio.open(UMBRA_CROP) as src, rasterio.open(out) as dst:
@@ -107,8 +108,9 @@ def test_nodata_region_of_the_scene_is_set_to_background(tmp_path: Path) -> None
     sar[60, 60] = sar[70, 20] = 0  # scattered interior zeros stay predicted
     write_raster(tmp_path / "scene.tif", sar, **ROTATED)
     predictor = TaskPredictor([conv1x1_task(bias_class=3)], InferenceConfig(window=32, stride=16))
-    masker = OverviewNoData(sar, sar.shape, min_area=100)
-    write_scene_map(tmp_path / "scene.tif", tmp_path / "map.tif", predictor, block=32, halo=4, masker=masker)
+    masker = OverviewNoData(sar, sar.shape, NoDataRule(min_area=100))
+    scene = ScaledSAR(tmp_path / "scene.tif", SARScaling())
+    write_scene_map(scene, tmp_path / "map.tif", predictor, block=32, halo=4, masker=masker)
     label = read_raster(tmp_path / "map.tif")[0]
     assert (label[:40, :30] == 0).all()
     assert (label[sar != 0] == 3).all() and label[60, 60] == 3 and label[70, 20] == 3
@@ -117,20 +119,22 @@ def test_nodata_region_of_the_scene_is_set_to_background(tmp_path: Path) -> None
 def test_nodata_found_on_a_reduced_overview_covers_the_full_resolution_region() -> None:
     sar = np.random.default_rng(2).integers(1, 256, (400, 400), dtype=np.uint8)
     sar[:200, :120] = 0
-    masker = OverviewNoData(sar[::4, ::4], sar.shape, min_area=2000)  # a 100 x 100 nearest overview
+    masker = OverviewNoData(sar[::4, ::4], sar.shape, NoDataRule(min_area=2000))  # a 100 x 100 nearest overview
     mask = np.concatenate([masker.block_mask(sar[top : top + 100], top, 0) for top in range(0, 400, 100)])
     assert mask[:200, :120].all() and not mask[200:].any() and not mask[:, 120:].any()
-    assert not OverviewNoData(sar[::4, ::4], sar.shape, min_area=2000, valid_fraction_threshold=0.5).active
+    assert not OverviewNoData(sar[::4, ::4], sar.shape, NoDataRule(min_area=2000, valid_fraction_threshold=0.5)).active
 
 
 def test_a_failed_map_leaves_the_previous_output_and_no_partial_file(tmp_path: Path) -> None:
-    scene = np.full((1, 64, 64), 100.0, dtype=np.float32)
-    scene[0, 50, 50] = np.nan  # in the last block only
-    write_raster(tmp_path / "scene.tif", scene, **ROTATED)
+    values = np.random.default_rng(0).uniform(1, 100, (1, 64, 64)).astype(np.float32)
+    write_raster(tmp_path / "scene.tif", values, **ROTATED)
+    scene = ScaledSAR(tmp_path / "scene.tif", SARScaling(source="amplitude"))
+    values[0, 50, 50] = np.nan  # the scene changes under the run: its last block becomes unreadable
+    write_raster(tmp_path / "scene.tif", values, **ROTATED)
     (tmp_path / "map.tif").write_bytes(b"previous map")
     predictor = TaskPredictor([conv1x1_task()], InferenceConfig(window=16, stride=16))
     with pytest.raises(DataError, match=r"scene\.tif: contains 1 NaN or inf"):
-        write_scene_map(tmp_path / "scene.tif", tmp_path / "map.tif", predictor, block=32, halo=0, progress=False)
+        write_scene_map(scene, tmp_path / "map.tif", predictor, block=32, halo=0, progress=False)
     assert (tmp_path / "map.tif").read_bytes() == b"previous map"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tif", "scene.tif"]
 
@@ -143,14 +147,42 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
     common = {"ckpt_path": str(ckpt), "output": str(tmp_path / "map.tif"), "progress": False}
     with pytest.raises(DataError, match=r"broken\.tif: unreadable"):
         map_scene(input=str(tmp_path / "broken.tif"), **common)
-    with pytest.raises(DataError, match=r"rgb\.tif: has 3 bands; a SAR scene has 1"):
+    with pytest.raises(DataError, match=r"rgb\.tif: has 3 bands; a SAR raster has 1"):
         map_scene(input=str(tmp_path / "rgb.tif"), **common)
     with pytest.raises(ValueError, match=r"scene\.tif: window 512 is larger than the block 256"):
-        map_scene(input=str(tmp_path / "scene.tif"), window=512, block=256, **common)
+        map_scene(input=str(tmp_path / "scene.tif"), inference=InferenceOverrides(window=512), block=256, **common)
     with pytest.raises(MemoryError, match=r"scene\.tif: window 64 with batch_size 4000 .* needs about"):
-        map_scene(input=str(tmp_path / "scene.tif"), batch_size=4000, max_memory_gb=1.0, **common)
+        big_batch = InferenceOverrides(batch_size=4000)
+        map_scene(input=str(tmp_path / "scene.tif"), inference=big_batch, max_memory_gb=1.0, **common)
     with pytest.raises(ValueError, match=r"scene\.tif: output would overwrite the scene"):
         map_scene(input=str(tmp_path / "scene.tif"), **{**common, "output": str(tmp_path / "scene.tif")})
     with pytest.raises(DataError, match=r"missing\.ckpt: checkpoint file does not exist"):
         map_scene(input=str(tmp_path / "scene.tif"), **{**common, "ckpt_path": str(tmp_path / "missing.ckpt")})
     assert not (tmp_path / "map.tif").exists()
+
+
+def test_a_db_scene_maps_as_its_8_bit_conversion_and_its_nodata_is_background(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    db = (20 * np.log10(rng.rayleigh(0.05, (90, 110)) + 1e-3)).astype(np.float32)
+    db[:30, :25] = -9999.0  # the product's own nodata (tagged)
+    write_raster(tmp_path / "scene_db.tif", db, nodata=-9999.0, **ROTATED)
+    ckpt = sar_checkpoint(tmp_path / "sar.ckpt", inference=InferenceConfig(window=32, stride=16))
+    with pytest.raises(DataError, match=r"scene_db\.tif: holds float32 values .*--scaling\.source db"):
+        map_scene(str(ckpt), str(tmp_path / "scene_db.tif"), str(tmp_path / "refused.tif"), progress=False)
+    scaling = SARScaling(source="db")
+    map_scene(str(ckpt), str(tmp_path / "scene_db.tif"), str(tmp_path / "map.tif"), scaling=scaling, progress=False)
+    cli_main(["convert", "--input", str(tmp_path / "scene_db.tif"), "--output", str(tmp_path / "scene_8bit.tif"),
+              "--scaling.source", "db", "--progress", "false"])  # fmt: skip
+    cli_main(["map", "--ckpt_path", str(ckpt), "--input", str(tmp_path / "scene_8bit.tif"),
+              "--output", str(tmp_path / "map_8bit.tif"), "--progress", "false"])  # fmt: skip
+    direct, converted = read_raster(tmp_path / "map.tif")[0], read_raster(tmp_path / "map_8bit.tif")[0]
+    np.testing.assert_array_equal(direct, converted)
+    assert (direct[:30, :25] == 0).all() and (direct[30:] != 0).mean() > 0.5
+
+
+def test_map_warns_when_the_scene_pixel_size_is_far_from_the_training_gsd(tmp_path: Path) -> None:
+    sar = np.random.default_rng(8).integers(0, 256, (64, 64), dtype=np.uint8)
+    write_raster(tmp_path / "s1.tif", sar, crs="EPSG:32654", transform=Affine(10.0, 0, 4e5, 0, -10.0, 3.9e6))
+    ckpt = sar_checkpoint(tmp_path / "sar.ckpt")
+    with pytest.warns(UserWarning, match=r"s1\.tif: pixel size 10 x 10 m lies far outside the 0.15-0.5 m"):
+        map_scene(str(ckpt), str(tmp_path / "s1.tif"), str(tmp_path / "map.tif"), progress=False)

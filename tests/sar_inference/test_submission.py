@@ -11,9 +11,11 @@ import rasterio
 import torch
 from affine import Affine
 
+from datamodules.nodata import NoDataRule
 from datamodules.rasters import DataError, read_raster, write_raster
 from sar_inference.engine import probs_to_label, tta_probs
-from sar_inference.predictor import load_predictor
+from sar_inference.predictor import EnsembleSettings, load_predictor
+from sar_inference.settings import InferenceOverrides
 from sar_inference.submission import submit
 from sar_landcover.commands import main as cli_main
 from sar_studies.checkpoints import sar_checkpoint
@@ -50,7 +52,7 @@ def test_ensemble_submission_writes_pngs_and_zip_without_class_0_except_nodata(t
     # Through the command line (in this process); predict output folders are given, their soft/ is used.
     cli_main(
         ["submit", "--sar_dir", str(tiles / "sar"), "--soft_dirs", f"[{tiles / 'pred_a'},{tiles / 'pred_b'}]",
-         "--output", str(out), "--nodata_min_area", "50", "--progress", "false"]
+         "--output", str(out), "--nodata.min_area", "50", "--progress", "false"]
     )  # fmt: skip
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == [n.replace(".tif", ".png") for n in NAMES]
@@ -73,7 +75,7 @@ def test_ensemble_submission_writes_pngs_and_zip_without_class_0_except_nodata(t
 def test_class_weights_and_nodata_are_options(tiles: Path) -> None:
     out = submit(
         str(tiles / "out"), str(tiles / "sar"), soft_dirs=[str(tiles / "pred_a/soft")],
-        class_weights=[1.0] * 9, nodata=False, progress=False,
+        ensemble=EnsembleSettings(class_weights=(1.0,) * 9), nodata=NoDataRule(apply=False), progress=False,
     )  # fmt: skip
     label = read_raster(out / "TestArea_002.png")[0]
     assert label[0, 0] == 2 and (label.ravel()[1:] == 0).all()  # one source, all classes: 0 wins, no mask
@@ -82,14 +84,13 @@ def test_class_weights_and_nodata_are_options(tiles: Path) -> None:
 def test_checkpoints_run_on_the_sar_tiles_with_the_map_engine(tiles: Path) -> None:
     ckpt = sar_checkpoint(tiles / "sar.ckpt")
     out = submit(
-        str(tiles / "out"), str(tiles / "sar"), ckpt_path=str(ckpt), window=16, stride=8, nodata=False,
-        progress=False,
+        str(tiles / "out"), str(tiles / "sar"), ckpt_path=str(ckpt), inference=InferenceOverrides(window=16, stride=8),
+        nodata=NoDataRule(apply=False), progress=False,
     )  # fmt: skip
-    predictor = load_predictor(str(ckpt))
-    loaded = predictor.tasks[0]
+    loaded = load_predictor(str(ckpt)).models[0]
     for name in NAMES:
-        sar = torch.from_numpy(read_raster(tiles / "sar" / name))[None]
-        probs = tta_probs(loaded.task, loaded.normaliser(sar), 9, window=16, stride=8, batch_size=4)
+        sar = torch.from_numpy(read_raster(tiles / "sar" / name))
+        probs = tta_probs(loaded.forward, loaded.normalise(sar), 9, window=16, stride=8, batch_size=4)
         expected = probs_to_label(probs).numpy()
         np.testing.assert_array_equal(read_raster(out / name.replace(".tif", ".png"))[0], expected)
 
@@ -111,3 +112,18 @@ def test_missing_or_misfit_predictions_are_errors_and_keep_the_old_submission(ti
     assert not (out / "old.png").exists() and (out / "submission.zip").is_file()  # replaced as a whole
     with pytest.raises(ValueError, match="needs soft_dirs, ckpt_path or both"):
         submit(str(out), str(tiles / "sar"), progress=False)
+
+
+def test_a_tiles_own_nodata_is_background_in_its_png(tiles: Path) -> None:
+    sar = read_raster(tiles / "sar" / NAMES[0])[0]
+    sar[:5, :7] = 0
+    write_raster(tiles / "sar" / NAMES[0], sar, nodata=0, **GRID)  # this product says 0 is nodata
+    out = submit(str(tiles / "out"), str(tiles / "sar"), soft_dirs=[str(tiles / "pred_b")], progress=False)
+    label = read_raster(out / NAMES[0].replace(".tif", ".png"))[0]
+    assert (label[:5, :7] == 0).all() and label[0, 7] == 0 and (label[5:] == 0).all()  # pred_b: class 0 wins
+    weighted = submit(
+        str(tiles / "out2"), str(tiles / "sar"), soft_dirs=[str(tiles / "pred_b")],
+        ensemble=EnsembleSettings(class_weights=(0.0,) + (1.0,) * 8), progress=False,
+    )  # fmt: skip
+    label = read_raster(weighted / NAMES[0].replace(".tif", ".png"))[0]
+    assert (label[:5, :7] == 0).all() and (label[5:] == 2).all()  # only the tile's own nodata stays 0
