@@ -17,6 +17,7 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from datamodules.nodata import OverviewNoData
+from datamodules.output_safety import Output, check_outputs, record_file
 from datamodules.rasters import (
     DataError,
     RasterInfo,
@@ -133,15 +134,19 @@ def map_scene(
         The written map.
 
     Raises:
+        OutputRefusedError: ``output`` or ``preview`` may not be written (an input, the same path twice,
+            a folder, a file this project did not write; see :mod:`datamodules.output_safety`), before
+            any work.
         DataError: naming the file: unreadable scene or checkpoint, wrong band count, NaN/inf
             pixels, a checkpoint that is not a SAR model.
         ValueError: a window larger than the block, or bad weights.
         MemoryError: the window and batch would not fit in the memory budget.
     """
     scene = Path(input)
+    outputs = [Output(output, "file", "--output")] + ([Output(preview, "file", "--preview")] if preview else [])
+    checkpoints = [ckpt_path] if isinstance(ckpt_path, str) else ckpt_path
+    check_outputs("map", outputs, inputs=[scene, *checkpoints])  # before any work: nothing is computed for nothing
     info = _scene_info(scene)
-    if Path(output).resolve() == scene.resolve():
-        raise ValueError(f"{scene}: output would overwrite the scene; choose another --output")
     predictor = load_predictor(
         ckpt_path, window=window, stride=stride, scales=scales, flips=flips, batch_size=batch_size, blend=blend,
         normalisation=normalisation, mean=mean, std=std,
@@ -168,8 +173,10 @@ def map_scene(
         masker=masker,
         progress=progress,
     )
+    record_file(output, "map")
     if preview:
         write_preview(preview, scene, output, preview_size)
+        record_file(preview, "map")
     return Path(output)
 
 

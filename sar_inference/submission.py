@@ -16,7 +16,9 @@ from torch import Tensor
 from tqdm import tqdm
 
 from datamodules.classes import NUM_CLASSES
+from datamodules.layout import check_name
 from datamodules.nodata import apply_nodata, nodata_mask
+from datamodules.output_safety import Output, check_outputs
 from datamodules.rasters import DataError, atomic_output_dir, raster_info, read_raster, write_png
 from datamodules.transforms import NormalisationMode
 from sar_inference.engine import Blend, Flip, uint8_to_soft
@@ -77,7 +79,8 @@ def submit(
 ) -> Path:
     """Write ``output/<tile>.png`` (single band, uint8 0..8) for every SAR tile, and ``output/<zip_name>``.
 
-    The folder is written under a temporary name and replaces ``output`` only when complete.
+    The folder is written under a temporary name and replaces ``output`` only when complete, and only
+    if ``output`` is new, empty or an earlier submission (see :mod:`datamodules.output_safety`).
 
     Args:
         output: the submission folder.
@@ -110,10 +113,17 @@ def submit(
         The submission folder.
 
     Raises:
+        OutputRefusedError: ``output`` may not be replaced (an input, a folder holding one, a data root,
+            a folder holding anything but an earlier submission), before any work.
         DataError: naming the file: an empty or missing SAR folder, a soft map missing for a tile or
             of another size or band count, an unreadable tile or checkpoint.
         ValueError: no source at all, or bad weights.
     """
+    checkpoints = [ckpt_path] if isinstance(ckpt_path, str) else ckpt_path or []
+    check_name(zip_name, "zip name")
+    check_outputs(
+        "submit", [Output(output, "replaced_folder", "--output")], inputs=[sar_dir, *(soft_dirs or []), *checkpoints]
+    )
     tiles = sorted(Path(sar_dir).glob("*.tif"))
     if not tiles:
         raise DataError(sar_dir, "no SAR tile (*.tif) to submit")
@@ -139,7 +149,7 @@ def submit(
                 folder / missing[0], f"missing: no prediction for the SAR tile {Path(sar_dir) / missing[0]}"
             )
 
-    with atomic_output_dir(output) as tmp:
+    with atomic_output_dir(output, "submit") as tmp:
         pngs = []
         for tile in tqdm(tiles, desc="submit", unit="tile", disable=not progress):
             sar = read_raster(tile, bands=1)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from datamodules.layout import UnsafeNameError, check_name
 from sar_synthetic.generator import SyntheticConfig
 
 Selection = Literal["none", "agreement", "soft_ensemble"]
@@ -170,8 +171,14 @@ def check_spec(spec: PipelineSpec) -> None:
     for stage, models in (("stage1", spec.stage1 + labeller), ("stage2", spec.stage2)):
         names = [m.name for m in models]
         problems += [f"{stage}: model name {n!r} used twice" for n in sorted({n for n in names if names.count(n) > 1})]
-        bad = [n for n in names if not _NAME.match(n)]
-        problems += [f"{stage}: model name {n!r} may hold only letters, digits, '_', '.', '-'" for n in bad]
+        for name in names:  # a model name becomes a folder name, a set name and part of W&B run ids
+            try:
+                check_name(name, "model name")
+            except UnsafeNameError as error:
+                problems.append(f"{stage}: {error}")
+                continue
+            if not _NAME.match(name):
+                problems.append(f"{stage}: model name {name!r} may hold only letters, digits, '_', '.', '-'")
         for model in models:
             if not model.configs:
                 problems.append(f"{stage}/{model.name}: no config file")

@@ -9,7 +9,8 @@ Run folder layout (``<run>`` = ``spec.run_dir``)::
     <run>/selection/                                   (the set: train/labels_pl/<run name>-selected/)
     <run>/stage2/<model>/        checkpoints/{best-*,last}.ckpt, config.yaml, wandb/
     <run>/maps/<model>/          labels/ and soft/ GeoTIFFs of every test tile
-    <run>/submission/            <tile>.png (0..8) and submission.zip
+    <run>/submission/            <tile>.png (0..8) and submission.zip (replaced as a whole by ``submit``,
+                                 so the stage's own log and marker are in <run>/submission_stage/)
     <run>/evaluation/            scores.json, table.md
 
 A stage is complete when its folder holds ``stage.json`` (written after its process exited 0)
@@ -26,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-from datamodules.layout import OEM_SAR_DIR, label_folder
+from datamodules.layout import NOISE_MODEL_LABELS, OEM_SAR_DIR, check_name, label_folder, pseudo_label_dirs
+from datamodules.output_safety import Output
 from sar_pipeline.launch import trainer_layout_args
 from sar_pipeline.official_labels import official_labels_marker
 from sar_pipeline.spec import PipelineSpec, Stage1Model, Stage2Model, resolve_config
@@ -52,6 +54,8 @@ class Stage:
         folder: the stage's folder (config record, marker, logs).
         distributed: a Lightning fit/predict (launched on every device) rather than a one-process tool.
         outputs: paths that must exist for the stage to count as complete.
+        writes: what the stage writes besides its folder, checked against the output rule before the
+            pipeline starts.
         produces: the W&B artifact the stage's output becomes.
         uses: the W&B artifacts it reads.
         complete_check: overrides the marker test (the demo data has a marker of its own).
@@ -64,6 +68,7 @@ class Stage:
     folder: Path
     distributed: bool = False
     outputs: list[Path] = field(default_factory=list)
+    writes: list[Output] = field(default_factory=list)
     produces: ArtifactRef | None = None
     uses: list[ArtifactRef] = field(default_factory=list)
     complete_check: Callable[[], bool] | None = None
@@ -92,8 +97,12 @@ class Stage:
 
 
 def run_name(spec: PipelineSpec) -> str:
-    """The run's name: the run folder's name (also the W&B group unless one is set)."""
-    return Path(spec.run_dir).resolve().name
+    """The run's name: the run folder's name (also the W&B group unless one is set).
+
+    Raises:
+        UnsafeNameError: a name that cannot be part of the pseudo-label set names (e.g. empty for ``/``).
+    """
+    return check_name(Path(spec.run_dir).resolve().name, "run name (the run folder's name)")
 
 
 def run_key(spec: PipelineSpec) -> str:
@@ -164,6 +173,11 @@ class StageBuilder:
         """Hard labels of a label set (``official`` = ``train/labels``)."""
         return label_folder(self.root, "train", name)
 
+    def new_set(self, name: str, option: str, soft: bool = True) -> list[Output]:
+        """The folders of a pseudo-label set a stage writes: hard labels, and soft maps unless ``soft`` is False."""
+        hard, soft_maps = pseudo_label_dirs(self.root, name)
+        return [Output(folder, "folder", option) for folder in (hard, soft_maps)[: 2 if soft else 1]]
+
     def _set_ref(self, name: str) -> ArtifactRef:
         return ArtifactRef(f"labels-{name}", "pseudo-labels", str(self.set_folder(name)))
 
@@ -223,6 +237,7 @@ class StageBuilder:
             "make-demo-data",
             lambda: [f"--root={self.root}", *settings],
             self.run / "data",
+            writes=[Output(self.root, "generated_data", "data_root")],
             # Data is generated only into a missing data root: an existing one (real data too) is used as it is.
             complete_check=lambda: self.root.is_dir() and any(self.root.iterdir()),
         )
@@ -250,6 +265,14 @@ class StageBuilder:
                     f"--checkpoint={_checkpoint_or_placeholder(fit_folder, f'stage1/{labeller.name}')}",
                 ],
                 self.run / "official_labels",
+                writes=[
+                    Output(path, "generated_data", "data_root")
+                    for path in (
+                        self.set_folder("official"),
+                        self.root / OEM_SAR_DIR / "train" / NOISE_MODEL_LABELS,
+                        marker,
+                    )
+                ],
                 produces=self._set_ref("official"),
                 uses=[self._set_ref(label_set)],
                 complete_check=marker.is_file,
@@ -289,6 +312,7 @@ class StageBuilder:
                 predict_folder,
                 distributed=True,
                 outputs=[self.set_folder(pseudo)],
+                writes=self.new_set(pseudo, f"the pseudo-label set of {predict_id}"),
             ),
         ]
 
@@ -308,6 +332,7 @@ class StageBuilder:
             ],
             self.run / "selection",
             outputs=[self.set_folder(output)],
+            writes=self.new_set(output, "the selected pseudo-label set", soft=False),
             produces=self._set_ref(output),
             uses=[self._set_ref(s) for s in sets],
         )
@@ -358,6 +383,7 @@ class StageBuilder:
                 maps_folder,
                 distributed=True,
                 outputs=[maps_folder / "labels", maps_folder / "soft"],
+                writes=[Output(maps_folder / sub, "folder", f"the maps of {maps_id}") for sub in ("labels", "soft")],
             ),
         ]
 
@@ -381,8 +407,9 @@ class StageBuilder:
                 f"--output={folder}",
                 *options,
             ],
-            folder,
-            outputs=[folder / "submission.zip"],
+            self.run / "submission_stage",
+            outputs=[folder],  # written aside and renamed in when complete: it exists only whole
+            writes=[Output(folder, "replaced_folder", "the submission folder")],
             produces=ArtifactRef(f"submission-{self.name}", "submission", str(folder)),
             uses=[ArtifactRef(f"maps-{m}-{self.name}", "maps", str(self.run / "maps" / m / "labels")) for m in members],
         )

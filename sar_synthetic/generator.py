@@ -77,9 +77,11 @@ from scipy.special import ndtri
 from tqdm import tqdm
 
 from datamodules.classes import BACKGROUND, CLASSES, NUM_CLASSES
+from datamodules.layout import SYNTHETIC_MARKER
+from datamodules.output_safety import Output, check_outputs
 from datamodules.rasters import write_raster
 
-MARKER = "SYNTHETIC.json"
+MARKER = SYNTHETIC_MARKER
 OEM_DIR = "OpenEarthMap"
 SAR_DIR = "OpenEarthMap-SAR"
 
@@ -958,6 +960,7 @@ def generate_demo_data(
         FileExistsError: if ``root`` exists and is not a complete synthetic dataset (it is left untouched).
     """
     root = Path(root)
+    check_outputs("make-demo-data", [Output(root, "generated_data", "--root")], claim=False)
     if _check_existing(root, settings):
         return root
     with _partial_folder(root) as partial:

@@ -53,7 +53,7 @@ def test_stages_come_in_method_order_with_fixed_paths(tmp_path: Path) -> None:
     ]
     run = (tmp_path / "run").resolve()
     assert {s.id: s.folder for s in stages}["stage2/method"] == run / "stage2" / "method"
-    assert {s.id: s.folder for s in stages}["submission"] == run / "submission"
+    assert {s.id: s.folder for s in stages}["submission"] == run / "submission_stage"  # submit replaces submission/
 
 
 def test_stage2_gets_labels_by_path_and_stage1_weights_by_model_argument(tmp_path: Path) -> None:
