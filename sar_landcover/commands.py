@@ -95,7 +95,14 @@ def _dispatch(words: list[str]) -> None:
         from jsonargparse import auto_cli
 
         # No option prefixes: a typo such as --ckpt for --ckpt_path fails at parse time.
-        auto_cli(tool(words[0]), args=words[1:], as_positional=False, allow_abbrev=False, epilog=ERRORS_HELP)
+        auto_cli(
+            tool(words[0]),
+            args=words[1:],
+            as_positional=False,
+            allow_abbrev=False,
+            epilog=ERRORS_HELP,
+            prog=f"cli.py {words[0]}",
+        )
         return
     from lightning_modules.lightning_cli import run_lightning_cli
 
