@@ -53,6 +53,8 @@ def pipeline_report(run_dir: str, data_root: str, output: str, label_sets: list[
         The report folder.
 
     Raises:
+        OutputRefusedError: ``output`` may not be written (see :mod:`datamodules.output_safety`).
+        UnsafeNameError: a label folder that would leave ``train/``.
         DataError: no test labels, or nothing to score.
     """
     run, sar_root = Path(run_dir), Path(data_root) / OEM_SAR_DIR
