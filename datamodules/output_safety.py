@@ -164,7 +164,9 @@ def _check_inputs(output: Output, path: Path, inputs: list[Path]) -> None:
     for source in inputs:
         if path == source:
             raise _refuse(output, path, "it is an input of this command")
-        if _inside(source, path):
+        # A folder of the project's that is written into, never replaced as a whole, may hold an input of
+        # its own making: the checkpoint of the fit whose run folder a predict logs into.
+        if _inside(source, path) and not (output.kind == "folder" and _has_mark(path)):
             raise _refuse(output, path, f"it holds the input {source}")
         if _inside(path, source) and not is_data_root(source):  # a data root's own places: _check_place
             raise _refuse(output, path, f"it lies inside the input folder {source}")
@@ -174,12 +176,13 @@ def _check_mark(output: Output, path: Path) -> None:
     """The ownership part of the rule: what is there already must be the project's own."""
     if path.name in (FOLDER_MARK, FILE_RECORDS):
         raise _refuse(output, path, "the name is kept for the project's own records")
-    if not path.exists() and not path.is_symlink():
+    if not path.exists():
         return
     if output.kind == "file":
         if path.is_dir():
             raise _refuse(output, path, "it is a folder; name a file")
-        if _records(path.parent).get(path.name, {}).get("stamp") != _stamp(path):
+        record = _records(path.parent).get(path.name)
+        if not isinstance(record, dict) or record.get("stamp") != _stamp(path):
             raise _refuse(output, path, "the file exists and sar-landcover did not write it (or it changed since)")
         return
     if output.kind == "generated_data":

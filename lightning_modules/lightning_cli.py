@@ -9,7 +9,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules.output_safety import Output, check_outputs
 from lightning_modules.prediction_writer import TileWriter
-from sar_landcover.errors import ERRORS_HELP
+from sar_landcover.errors import HELP_EPILOG
 
 TRAINER_DEFAULTS = {
     "default_root_dir": "runs",
@@ -97,9 +97,9 @@ def run_lightning_cli(argv: list[str] | None) -> None:
         # A re-run (e.g. resuming a killed stage) records the config it ran with, replacing the old one.
         save_config_kwargs={"overwrite": True},
         # No option prefixes: --trainer.max_step must fail at parse time, not be taken as max_steps.
-        parser_kwargs={"allow_abbrev": False, "epilog": ERRORS_HELP}
+        parser_kwargs={"allow_abbrev": False, "epilog": HELP_EPILOG}
         | {
-            command: {"allow_abbrev": False, "epilog": ERRORS_HELP}
+            command: {"allow_abbrev": False, "epilog": HELP_EPILOG}
             for command in ("fit", "validate", "test", "predict")
         },
         args=argv,

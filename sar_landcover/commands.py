@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from sar_landcover import __version__
-from sar_landcover.errors import ERRORS_HELP, run_with_one_line_errors, take_verbose_flag
+from sar_landcover.errors import HELP_EPILOG, run_with_one_line_errors, take_verbose_flag
 
 
 class Tool(NamedTuple):
@@ -66,7 +66,7 @@ def usage() -> str:
         "run the whole method, stage by stage:\n  pipeline\n"
         f"tools:\n{tools}\n\n"
         "cli.py COMMAND --help shows the options of one command; cli.py --version the version.\n"
-        f"{ERRORS_HELP}"
+        f"{HELP_EPILOG}"
     )
 
 
@@ -76,16 +76,18 @@ def main(argv: list[str] | None = None) -> None:
     Errors about the input print one line and exit with status 1 (see :mod:`sar_landcover.errors`).
     """
     words = take_verbose_flag(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # LightningCLI (and its DDP launcher) read the command line from sys.argv
+        sys.argv[1:] = words
     if words and words[0] == "--version":
         print(f"sar-landcover {__version__}")
         return
     if not words or words[0] in ("-h", "--help"):
         print(usage())
         return
-    run_with_one_line_errors(_dispatch, words)
+    run_with_one_line_errors(_dispatch, words, argv is None)
 
 
-def _dispatch(words: list[str]) -> None:
+def _dispatch(words: list[str], from_command_line: bool) -> None:
     if words[0] == "pipeline":
         from sar_pipeline.runner import main as pipeline_main
 
@@ -100,10 +102,10 @@ def _dispatch(words: list[str]) -> None:
             args=words[1:],
             as_positional=False,
             allow_abbrev=False,
-            epilog=ERRORS_HELP,
+            epilog=HELP_EPILOG,
             prog=f"cli.py {words[0]}",
         )
         return
     from lightning_modules.lightning_cli import run_lightning_cli
 
-    run_lightning_cli(words)
+    run_lightning_cli(None if from_command_line else words)

@@ -19,12 +19,14 @@ from datamodules.errors import DataError
 
 DEBUG_ENV = "SAR_LANDCOVER_DEBUG"
 VERBOSE_FLAG = "--verbose"
-ERRORS_HELP = (
+HELP_EPILOG = (
+    "Outputs are checked before any work: a command writes only into new or empty places or over what "
+    "sar-landcover wrote there before, never over its inputs or into a dataset (docs/data_safety.md). "
     "Errors about the input (a bad or missing file, a refused output, an unsafe name, an invalid option value) "
     f"print one line, 'error: <path>: <problem>', and exit with status 1; {VERBOSE_FLAG} (anywhere on the "
     f"command line) or {DEBUG_ENV}=1 shows the traceback."
 )
-"""The help text of every command about this."""
+"""The end of every command's help: the output rule and how errors are shown."""
 _PROJECT = Path(__file__).resolve().parents[1]
 _PACKAGES = (
     "datamodules",

@@ -20,7 +20,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from datamodules.layout import OEM_SAR_DIR
 from datamodules.output_safety import Output, check_outputs, is_data_root, resolved
-from sar_landcover.errors import ERRORS_HELP
+from sar_landcover.errors import HELP_EPILOG
 from sar_pipeline.launch import command_prefix
 from sar_pipeline.spec import PipelineSpec, check_spec
 from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name
@@ -37,7 +37,7 @@ def build_parser() -> ArgumentParser:
         prog="cli.py pipeline",
         description="Run the whole method (stage 1, pseudo-labels, selection, stage 2, maps, submission, "
         "evaluation), each stage as its own process; complete stages are skipped.",
-        epilog=ERRORS_HELP,
+        epilog=HELP_EPILOG,
         allow_abbrev=False,  # a typo such as --run for --run_dir fails at parse time
     )
     parser.add_argument("--config", action=ActionConfigFile, help="pipeline YAML (e.g. experiments/demo.yaml)")

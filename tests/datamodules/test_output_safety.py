@@ -110,6 +110,15 @@ def test_inputs_folders_holding_them_and_folders_inside_them_are_refused(tmp_pat
         with pytest.raises(OutputRefusedError, match=why):
             check_outputs("submit", [output], inputs=[scene, sar_dir])
     check_outputs("map", [Output(tmp_path / "scenes" / "map.tif", "file")], inputs=[scene])  # beside it is fine
+    with pytest.raises(OutputRefusedError, match="it holds the input"):  # a folder of the user's, to write into
+        check_outputs("fit", [Output(tmp_path / "scenes")], inputs=[scene])
+    run = tmp_path / "run"
+    check_outputs("fit", [Output(run)])
+    (run / "last.ckpt").write_bytes(b"the fit's checkpoint")
+    # The project's own run folder, written into by name and never replaced, may hold a later command's input.
+    check_outputs("predict", [Output(run)], inputs=[run / "last.ckpt"])
+    with pytest.raises(OutputRefusedError, match="it holds the input"):
+        check_outputs("submit", [Output(run, "replaced_folder")], inputs=[run / "last.ckpt"])
 
 
 def test_paths_are_compared_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
