@@ -8,7 +8,8 @@ An output may replace only what this project itself wrote there before:
 - a single file (``map --output``, ``--preview``, ``evaluate --output``) is replaced only while it is as
   the project left it: its size and modification time are recorded in ``.sar-landcover-files.json``
   beside it;
-- never an input, a folder that holds an input or lies inside an input folder;
+- never an input, a folder that holds an input or lies inside an input folder (but a marked folder
+  written into file by file may hold an input: the checkpoint of the fit whose folder a predict reuses);
 - never a data root (a folder holding ``OpenEarthMap/`` or ``OpenEarthMap-SAR/``) or anything inside
   those two dataset folders, except the places the layout gives the project: pseudo-label sets
   (``OpenEarthMap-SAR/train/labels_pl/<set>`` and ``labels_pl_soft/<set>``) and, in data the project
