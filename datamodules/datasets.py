@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.layout import OEM_DIR, OEM_SAR_DIR, RGB_IMAGES, SAR_IMAGES, label_folder
+from datamodules.layout import OEM_DIR, OEM_SAR_DIR, RGB_IMAGES, SAR_IMAGES, UnsafeNameError, check_name, label_folder
 from datamodules.rasters import DataError, raster_info, read_label, read_raster
 from datamodules.sar_scaling import SARScaling, read_sar
 
@@ -108,7 +108,8 @@ def index_oem(root: str | os.PathLike, splits: Sequence[str], with_labels: bool 
     """List the OpenEarthMap tiles named in the split files (``train.txt`` etc.).
 
     Raises:
-        DataError: a missing or empty split file, or an image it names that does not exist.
+        DataError: a missing or empty split file, a name in it that is not a plain file name (``..``,
+            a separator), or an image it names that does not exist.
     """
     oem = Path(root) / OEM_DIR
     tiles: list[Tile] = []
@@ -119,6 +120,11 @@ def index_oem(root: str | os.PathLike, splits: Sequence[str], with_labels: bool 
         names = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
         if not names:
             raise DataError(split_file, "split list is empty")
+        for name in names:  # a listed name is joined to the data root: it must not lead out of it
+            try:
+                check_name(name, "tile name")
+            except UnsafeNameError as error:
+                raise DataError(split_file, f"lists {error}") from None
         missing_labels: list[str] = []
         for name in names:
             region = name.rsplit("_", 1)[0]

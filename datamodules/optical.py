@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.classes import PADDING
 from datamodules.datasets import Tile, TileDataset, index_oem, index_oem_sar
-from datamodules.layout import OEM_SAR_DIR, label_folder
+from datamodules.layout import pseudo_label_dirs
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
 from datamodules.resolution_alignment import RAASettings, ResolutionAlignment
 from datamodules.transforms import PhotometricDistortion, TrainAugmentation
@@ -114,8 +114,7 @@ class OpticalDataModule(TileDataModule):
 
     def prediction_dirs(self) -> tuple[Path, Path]:
         """Folders of the pseudo-label set ``predict`` writes: hard labels, soft probabilities."""
-        name = self.hparams.pseudo_label_set
-        return label_folder(self.root, "train", name), self.root / OEM_SAR_DIR / "train" / "labels_pl_soft" / name
+        return pseudo_label_dirs(self.root, self.hparams.pseudo_label_set)
 
     def train_dataloader(self) -> CombinedLoader:
         if self.source_set is None or self.target_set is None:

@@ -24,15 +24,8 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from datamodules.classes import VALID_LABEL_VALUES, rasterio_colormap
-
-
-class DataError(ValueError):
-    """An input file or folder is missing, unreadable or not what the caller expects."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = Path(path)
-        self.problem = problem
+from datamodules.errors import DataError
+from datamodules.output_safety import Output, check_outputs, partial_file, partial_folder, write_folder_mark
 
 
 @dataclass(frozen=True)
@@ -178,12 +171,14 @@ def read_label(path: str | os.PathLike, window: Window | None = None) -> np.ndar
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
-    A crash inside the block leaves any earlier file at ``path`` untouched and no partial file.
-    The temporary name keeps the suffix so that GDAL picks the right driver.
+    A crash inside the block leaves any earlier file at ``path`` untouched and no partial file; a
+    process killed outright leaves one, which the next run's output check removes
+    (:func:`datamodules.output_safety.remove_leftovers`). The temporary name keeps the suffix so
+    that GDAL picks the right driver.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    tmp = partial_file(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -196,20 +191,28 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_output_dir(path: str | os.PathLike, command: str) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``path``; it becomes ``path`` only if the block succeeds.
 
-    A failure inside the block removes the temporary folder and leaves an earlier ``path`` as it
-    was. On success an earlier ``path`` is moved aside, replaced, then deleted.
+    ``path`` may only be replaced if it is a folder this project wrote as a whole before (its
+    mark lists every file it holds; see :mod:`datamodules.output_safety`): checked on entry and again
+    just before the swap. The new folder gets such a mark. A failure inside the block removes the
+    temporary folder and leaves an earlier ``path`` as it was; on success the earlier ``path`` is
+    moved aside, replaced, then deleted.
+
+    Raises:
+        OutputRefusedError: ``path`` holds anything this project did not write there.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    output = [Output(path, "replaced_folder")]
+    check_outputs(command, output)
+    tmp, old = partial_folder(path), partial_folder(path, "old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         yield tmp
+        write_folder_mark(tmp, command, files=sorted(p.name for p in tmp.iterdir()))
+        check_outputs(command, output, claim=False)
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)

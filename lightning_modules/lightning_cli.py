@@ -1,4 +1,5 @@
-"""The LightningCLI of this project: both stages' tasks and datamodules, forced checkpoints, config bases."""
+"""The LightningCLI of this project: both stages' tasks and datamodules, forced checkpoints, config bases,
+no option prefixes, and every output folder checked against the output rule before the run starts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
+from datamodules.output_safety import Output, check_outputs
 from lightning_modules.config_bases import BASE_KEY, expand_bases
+from lightning_modules.prediction_writer import TileWriter
+from sar_landcover.errors import HELP_EPILOG
 
 TRAINER_DEFAULTS = {"default_root_dir": "runs"}
 
@@ -74,6 +78,36 @@ class MapperCLI(LightningCLI):
         if self.subcommand is not None:
             del self.config[self.subcommand][BASE_KEY]
 
+    def check_outputs(self) -> None:
+        """Refuse, before the run starts, any folder the trainer, its loggers, checkpoints or writers would use
+        that the output rule forbids (see :mod:`datamodules.output_safety`); claim the others.
+
+        Inputs are the data root and, but for ``fit`` (which resumes by rewriting its own checkpoints),
+        ``ckpt_path``.
+        """
+        trainer, subcommand = self.trainer, self.subcommand
+        check_root = getattr(self.datamodule, "check_root", None)
+        if check_root is not None:  # a missing data root fails before any output folder is claimed
+            check_root()
+        outputs = [Output(trainer.default_root_dir, "folder", "trainer.default_root_dir")]
+        outputs += [
+            Output(logger.save_dir, "folder", f"the save_dir of {type(logger).__name__}")
+            for logger in trainer.loggers
+            if getattr(logger, "save_dir", None)
+        ]
+        for callback in trainer.callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath and subcommand == "fit":
+                outputs.append(Output(callback.dirpath, "folder", "the dirpath of a ModelCheckpoint"))
+            if isinstance(callback, TileWriter) and subcommand == "predict":
+                label_dir, soft_dir = callback.folders(self.datamodule)
+                outputs.append(Output(label_dir, "folder", "the TileWriter's label folder"))
+                if soft_dir is not None:
+                    outputs.append(Output(soft_dir, "folder", "the TileWriter's soft-map folder"))
+        ckpt = self.config_init[subcommand].get("ckpt_path") if subcommand != "fit" else None
+        check_outputs(subcommand, outputs, inputs=[getattr(self.datamodule, "root", None), ckpt])
+
+    before_fit = before_validate = before_test = before_predict = check_outputs
+
 
 def run_lightning_cli(argv: list[str] | None) -> None:
     """``fit`` / ``validate`` / ``test`` / ``predict`` with any task and datamodule of the project."""
@@ -86,5 +120,11 @@ def run_lightning_cli(argv: list[str] | None) -> None:
         trainer_defaults=TRAINER_DEFAULTS,
         # A re-run (e.g. resuming a killed stage) records the config it ran with, replacing the old one.
         save_config_kwargs={"overwrite": True},
+        # No option prefixes: --trainer.max_step must fail at parse time, not be taken as max_steps.
+        parser_kwargs={"allow_abbrev": False, "epilog": HELP_EPILOG}
+        | {
+            command: {"allow_abbrev": False, "epilog": HELP_EPILOG}
+            for command in ("fit", "validate", "test", "predict")
+        },
         args=argv,
     )

@@ -33,8 +33,9 @@ class TileWriter(BasePredictionWriter):
         self.label_dir = Path(label_dir) if label_dir else None
         self.soft_dir = soft_dir
 
-    def _dirs(self, trainer: L.Trainer) -> tuple[Path, Path | None]:
-        defaults = trainer.datamodule.prediction_dirs() if hasattr(trainer.datamodule, "prediction_dirs") else None
+    def folders(self, datamodule: L.LightningDataModule | None) -> tuple[Path, Path | None]:
+        """The label and soft-map folders this writer fills with the predictions of ``datamodule``'s tiles."""
+        defaults = datamodule.prediction_dirs() if hasattr(datamodule, "prediction_dirs") else None
         label_dir = self.label_dir or (defaults[0] if defaults else None)
         if label_dir is None:
             raise ValueError("TileWriter needs label_dir, or a datamodule with prediction_dirs()")
@@ -52,6 +53,6 @@ class TileWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int,
     ) -> None:
-        label_dir, soft_dir = self._dirs(trainer)
+        label_dir, soft_dir = self.folders(trainer.datamodule)
         for name, grid, probs in zip(prediction["name"], prediction["grid"], prediction["probs"], strict=True):
             write_tile_prediction(probs, name, grid, label_dir, soft_dir)

@@ -16,12 +16,19 @@ import os
 import shutil
 from pathlib import Path
 
-from datamodules.layout import LABELS, OEM_SAR_DIR, RGB_IMAGES, label_folder
+from datamodules.layout import (
+    LABELS,
+    NOISE_MODEL_LABELS,
+    OEM_SAR_DIR,
+    OFFICIAL_LABELS_RECORD,
+    RGB_IMAGES,
+    label_folder,
+)
+from datamodules.output_safety import FOLDER_MARK, Output, check_outputs
 from datamodules.rasters import atomic_output
-from sar_synthetic.layout_writer import MARKER as SYNTHETIC_MARKER
 
-MARKER = "OFFICIAL_LABELS.json"
-NOISE_MODEL = "labels_noise_model"
+MARKER = OFFICIAL_LABELS_RECORD
+NOISE_MODEL = NOISE_MODEL_LABELS
 
 
 def official_labels_marker(root: str | os.PathLike) -> Path:
@@ -44,14 +51,17 @@ def install_official_labels(root: str, label_set: str, checkpoint: str | None = 
         The ``train/labels`` folder.
 
     Raises:
-        ValueError: if ``root`` is not synthetic data or the set is missing or incomplete.
+        OutputRefusedError: ``root`` is not synthetic data (its labels are left alone).
+        UnsafeNameError: a set name that is not a plain folder name.
+        ValueError: the set is missing or incomplete.
     """
     data = Path(root)
-    if not (data / SYNTHETIC_MARKER).is_file():
-        raise ValueError(f"{data} is not synthetic demo data (no {SYNTHETIC_MARKER}); its labels are left alone")
     train = data / OEM_SAR_DIR / "train"
     labels, kept, source = train / LABELS, train / NOISE_MODEL, label_folder(data, "train", label_set)
     marker = official_labels_marker(data)
+    # Only data this project generated is relabelled: the rule refuses the labels of any other data root.
+    outputs = [Output(path, "generated_data", "--root") for path in (labels, kept, marker)]
+    check_outputs("install-official-labels", outputs, inputs=[source])
     if marker.is_file():
         return labels
     # Tiles without an optical partner cannot be labelled from optics: they get no label, as in every pseudo-label set.
@@ -62,7 +72,7 @@ def install_official_labels(root: str, label_set: str, checkpoint: str | None = 
         raise ValueError(f"pseudo-label set {source} lacks {len(missing)} of {len(expected)} tiles, e.g. {missing[0]}")
     partial = train / f".{LABELS}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial)
+    shutil.copytree(source, partial, ignore=shutil.ignore_patterns(FOLDER_MARK))  # train/labels is data, not a set
     if labels.is_dir() and not kept.exists():
         os.rename(labels, kept)
     shutil.rmtree(labels, ignore_errors=True)  # only left here by an interrupted earlier install

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from datamodules.layout import NOISE_MODEL_LABELS, OEM_SAR_DIR
+from datamodules.output_safety import Output
 from sar_demo.official_labels import official_labels_marker
 from sar_pipeline.preparation import DataPreparation
 from sar_pipeline.spec import Stage1Model, model_problems
@@ -66,6 +68,7 @@ class DemoPreparation(DataPreparation):
             "make-demo-data",
             lambda: settings,
             builder.run / "data",
+            writes=[Output(root, "generated_data", "data_root")],
             complete_check=lambda: demo_data_complete(root),
             tracked=False,
         )
@@ -101,6 +104,10 @@ class DemoPreparation(DataPreparation):
                 "checkpoint": checkpoint_or_placeholder(fit_folder, f"stage1/{labeller.name}"),
             },
             builder.run / "official_labels",
+            writes=[
+                Output(path, "generated_data", "data_root")
+                for path in (builder.set_folder("official"), root / OEM_SAR_DIR / "train" / NOISE_MODEL_LABELS, marker)
+            ],
             produces=builder.set_ref("official"),
             uses=[builder.set_ref(label_set)],
             complete_check=marker.is_file,

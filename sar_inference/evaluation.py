@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from datamodules.classes import NUM_CLASSES
+from datamodules.output_safety import Output, check_outputs, record_file
 from datamodules.rasters import DataError, atomic_output, read_label, read_raster
 from lightning_modules.metrics import LandCoverIoU, format_iou_table
 
@@ -76,9 +77,13 @@ def evaluate(
         absent from both prediction and reference.
 
     Raises:
+        OutputRefusedError: ``output`` may not be written (an input, inside an input folder, a file this
+            project did not write), before any work.
         DataError: naming the file: no labels, a missing prediction, sizes that differ, values
             outside the classes.
     """
+    if output:
+        check_outputs("evaluate", [Output(output, "file", "--output")], inputs=[predictions, labels])
     references = sorted(p for p in Path(labels).glob("*") if p.suffix.lower() in PREDICTION_SUFFIXES)
     if only_predicted:
         predicted = {p.stem for p in Path(predictions).glob("*") if p.suffix.lower() in PREDICTION_SUFFIXES}
@@ -96,4 +101,5 @@ def evaluate(
     if output:
         with atomic_output(output) as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
+        record_file(output, "evaluate")
     return result

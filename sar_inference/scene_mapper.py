@@ -18,6 +18,7 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from datamodules.nodata import NoDataRule, OverviewNoData
+from datamodules.output_safety import Output, check_outputs, record_file
 from datamodules.pixel_size import warn_if_far_from_training_gsd
 from datamodules.rasters import geotiff_profile, open_geotiff_writer, overview_shape
 from datamodules.sar_scaling import SARScaling, ScaledSAR
@@ -105,14 +106,20 @@ def map_scene(
         The written map.
 
     Raises:
+        OutputRefusedError: ``output`` or ``preview`` may not be written (an input, the same path twice,
+            a folder, a file this project did not write; see :mod:`datamodules.output_safety`), before
+            any work.
         DataError: naming the file: unreadable scene or checkpoint, wrong band count, NaN/inf
             pixels, values the scaling would misread, a checkpoint that is not a SAR model.
         ValueError: a window larger than the block, or bad weights.
         MemoryError: the window and batch would not fit in the memory budget.
     """
+    outputs = [Output(output, "file", "--output")] + ([Output(preview, "file", "--preview")] if preview else [])
+    checkpoints = [ckpt_path] if isinstance(ckpt_path, str) else ckpt_path
+    check_outputs(
+        "map", outputs, inputs=[Path(input), *checkpoints]
+    )  # before any work: nothing is computed for nothing
     scene = ScaledSAR(input, scaling)
-    if Path(output).resolve() == scene.path.resolve():
-        raise ValueError(f"{scene.path}: output would overwrite the scene; choose another --output")
     predictor = load_predictor(ckpt_path, inference)
     cfg, models, classes = predictor.inference, len(predictor.models), predictor.num_classes
     if cfg.window > block:
@@ -139,8 +146,10 @@ def map_scene(
         masker=masker,
         progress=progress,
     )
+    record_file(output, "map")
     if preview:
         write_preview(preview, scene.path, output, preview_size)
+        record_file(preview, "map")
     return Path(output)
 
 

@@ -14,13 +14,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datamodules.layout import OEM_SAR_DIR, label_folder
+from datamodules.layout import label_folder, pseudo_label_dirs
+from datamodules.output_safety import Output, check_outputs
 from datamodules.rasters import DataError, raster_info, read_label, read_raster, write_label_like
 from sar_inference.engine import agreement, soft_ensemble_labels
-
-
-def _soft_folder(root: Path, name: str) -> Path:
-    return root / OEM_SAR_DIR / "train" / "labels_pl_soft" / name
 
 
 def _common_tiles(folders: list[Path]) -> list[str]:
@@ -60,6 +57,8 @@ def select_pseudo_labels(
         The folder of the new set.
 
     Raises:
+        UnsafeNameError: a set name that is not a plain folder name.
+        OutputRefusedError: the new set's folder holds files this project did not write.
         DataError: a missing set folder, no common tile, or tiles of different sizes.
         ValueError: the wrong number of sets for the mode, or an output that is one of the inputs.
     """
@@ -69,8 +68,9 @@ def select_pseudo_labels(
     if not sets or output in sets:
         raise ValueError(f"output set {output!r} must be new and differ from the inputs {sets}")
     hard = [label_folder(root_path, "train", s) for s in sets]
-    sources = hard if mode == "agreement" else [_soft_folder(root_path, s) for s in sets]
-    out_dir = label_folder(root_path, "train", output)
+    sources = hard if mode == "agreement" else [pseudo_label_dirs(root_path, s)[1] for s in sets]
+    out_dir = pseudo_label_dirs(root_path, output)[0]
+    check_outputs("select-pseudo-labels", [Output(out_dir, "folder", "--output")], inputs=[*hard, *sources])
     for name in tqdm(_common_tiles(sources), desc=f"{mode} -> {output}", unit="tile", disable=not progress):
         target = out_dir / name
         if target.is_file():

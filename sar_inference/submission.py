@@ -17,7 +17,9 @@ from torch import Tensor
 from tqdm import tqdm
 
 from datamodules.classes import NUM_CLASSES
+from datamodules.layout import check_name
 from datamodules.nodata import NoDataRule
+from datamodules.output_safety import Output, check_outputs
 from datamodules.rasters import DataError, atomic_output_dir, raster_info, read_raster, write_png
 from datamodules.sar_scaling import SARScaling, read_sar
 from sar_inference.engine import uint8_to_soft
@@ -69,7 +71,8 @@ def submit(
 ) -> Path:
     """Write ``output/<tile>.png`` (single band, uint8 0..8) for every SAR tile, and ``output/<zip_name>``.
 
-    The folder is written under a temporary name and replaces ``output`` only when complete.
+    The folder is written under a temporary name and replaces ``output`` only when complete, and only
+    if ``output`` is new, empty or an earlier submission (see :mod:`datamodules.output_safety`).
 
     Args:
         output: the submission folder.
@@ -93,11 +96,18 @@ def submit(
         The submission folder.
 
     Raises:
+        OutputRefusedError: ``output`` may not be replaced (an input, a folder holding one, a data root,
+            a folder holding anything but an earlier submission), before any work.
         DataError: naming the file: an empty or missing SAR folder, a soft map missing for a tile or
             of another size or band count, an unreadable tile or checkpoint, values the scaling
             would misread.
         ValueError: no source at all, or bad weights.
     """
+    checkpoints = [ckpt_path] if isinstance(ckpt_path, str) else ckpt_path or []
+    check_name(zip_name, "zip name")
+    check_outputs(
+        "submit", [Output(output, "replaced_folder", "--output")], inputs=[sar_dir, *(soft_dirs or []), *checkpoints]
+    )
     tiles = sorted(Path(sar_dir).glob("*.tif"))
     if not tiles:
         raise DataError(sar_dir, "no SAR tile (*.tif) to submit")
@@ -119,7 +129,7 @@ def submit(
                 folder / missing[0], f"missing: no prediction for the SAR tile {Path(sar_dir) / missing[0]}"
             )
 
-    with atomic_output_dir(output) as tmp:
+    with atomic_output_dir(output, "submit") as tmp:
         pngs = []
         for tile in tqdm(tiles, desc="submit", unit="tile", disable=not progress):
             sar, valid = read_sar(tile, scaling)

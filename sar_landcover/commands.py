@@ -14,9 +14,10 @@ from __future__ import annotations
 import os
 import sys
 
-# Before any import that reads them: no update check, no hub look-ups, W&B offline unless configured.
+# Before any import that reads them: no update check, no hub look-ups, W&B offline unless configured
+# (an empty WANDB_API_KEY, as a CI secret that is not set, configures nothing).
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-if "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
+if not os.environ.get("WANDB_MODE") and not os.environ.get("WANDB_API_KEY", "").strip():
     os.environ["WANDB_MODE"] = "offline"
 
 import importlib
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from sar_landcover import __version__
+from sar_landcover.errors import HELP_EPILOG, run_with_one_line_errors, take_verbose_flag
 
 
 class Tool(NamedTuple):
@@ -67,19 +69,29 @@ def usage() -> str:
         f"train and score models (LightningCLI):\n  {', '.join(LIGHTNING_COMMANDS)}\n"
         "run the whole method, stage by stage:\n  pipeline\n"
         f"tools:\n{tools}\n\n"
-        "cli.py COMMAND --help shows the options of one command; cli.py --version the version."
+        "cli.py COMMAND --help shows the options of one command; cli.py --version the version.\n"
+        f"{HELP_EPILOG}"
     )
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Dispatch to the pipeline, a tool (the first argument names it) or LightningCLI."""
-    words = sys.argv[1:] if argv is None else argv
+    """Dispatch to the pipeline, a tool (the first argument names it) or LightningCLI.
+
+    Errors about the input print one line and exit with status 1 (see :mod:`sar_landcover.errors`).
+    """
+    words = take_verbose_flag(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # LightningCLI (and its DDP launcher) read the command line from sys.argv
+        sys.argv[1:] = words
     if words and words[0] == "--version":
         print(f"sar-landcover {__version__}")
         return
     if not words or words[0] in ("-h", "--help"):
         print(usage())
         return
+    run_with_one_line_errors(_dispatch, words, argv is None)
+
+
+def _dispatch(words: list[str], from_command_line: bool) -> None:
     if words[0] == "pipeline":
         from sar_pipeline.runner import main as pipeline_main
 
@@ -90,8 +102,16 @@ def main(argv: list[str] | None = None) -> None:
 
         # The settings dataclasses document each field below it: --help shows those texts.
         set_parsing_settings(docstring_parse_attribute_docstrings=True)
-        auto_cli(tool(words[0]), args=words[1:], as_positional=False)
+        # No option prefixes: a typo such as --ckpt for --ckpt_path fails at parse time.
+        auto_cli(
+            tool(words[0]),
+            args=words[1:],
+            as_positional=False,
+            allow_abbrev=False,
+            epilog=HELP_EPILOG,
+            prog=f"cli.py {words[0]}",
+        )
         return
     from lightning_modules.lightning_cli import run_lightning_cli
 
-    run_lightning_cli(argv)
+    run_lightning_cli(None if from_command_line else words)

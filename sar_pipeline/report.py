@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.classes import CLASS_NAMES
-from datamodules.layout import OEM_SAR_DIR
+from datamodules.layout import OEM_SAR_DIR, check_name
+from datamodules.output_safety import Output, check_outputs
 from datamodules.rasters import DataError, atomic_output
 from sar_inference.evaluation import evaluate
 
@@ -52,10 +53,17 @@ def pipeline_report(run_dir: str, data_root: str, output: str, label_sets: list[
         The report folder.
 
     Raises:
+        OutputRefusedError: ``output`` may not be written (see :mod:`datamodules.output_safety`).
+        UnsafeNameError: a label folder that would leave ``train/``.
         DataError: no test labels, or nothing to score.
     """
     run, sar_root = Path(run_dir), Path(data_root) / OEM_SAR_DIR
     test_labels = sar_root / "test" / "labels"
+    sets = [
+        sar_root / "train" / Path(*(check_name(p, "label folder") for p in Path(n).parts)) for n in label_sets or []
+    ]
+    inputs = [*(run / "maps").glob("*/labels"), run / "submission", test_labels, *sets]
+    check_outputs("pipeline-report", [Output(output, "folder", "--output")], inputs=inputs)
     if not test_labels.is_dir():
         raise DataError(test_labels, "no test labels to score the maps against")
     rows = []
@@ -67,13 +75,11 @@ def pipeline_report(run_dir: str, data_root: str, output: str, label_sets: list[
         raise DataError(run, "no maps/<model>/labels and no submission/ to score")
     truth = sar_root / "train" / TRUTH
     if truth.is_dir():
-        for name in label_sets or []:
-            folder = sar_root / "train" / name
+        for name, folder in zip(label_sets or [], sets, strict=True):
             scores = evaluate(str(folder), str(truth), progress=False, only_predicted=True)
             rows.append(_row(f"train/{name}", "train truth", scores))
     table = markdown_table(rows)
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
     with atomic_output(out / "table.md") as tmp:
         tmp.write_text(table + "\n")
     with atomic_output(out / "scores.json") as tmp:

@@ -2,7 +2,8 @@
 
 A complete stage is skipped, so a killed pipeline re-run with the same command resumes where it
 stopped (a fit from its newest checkpoint). Stage output is shown live and kept in
-``<stage folder>/stage.log``.
+``<stage folder>/stage.log``. Before the first stage starts, everything the stages to run would
+write is checked against the output rule (:mod:`datamodules.output_safety`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from datamodules.output_safety import Output, check_outputs, is_data_root, resolved
+from sar_landcover.errors import HELP_EPILOG
 from sar_pipeline.launch import command_prefix
 from sar_pipeline.spec import PipelineSpec, check_spec
 from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name, settings_text
@@ -34,6 +37,8 @@ def build_parser() -> ArgumentParser:
         prog="cli.py pipeline",
         description="Run the whole method (stage 1, pseudo-labels, selection, stage 2, maps, submission, "
         "evaluation), each stage as its own process; complete stages are skipped.",
+        epilog=HELP_EPILOG,
+        allow_abbrev=False,  # a typo such as --run for --run_dir fails at parse time
     )
     parser.add_argument("--config", action=ActionConfigFile, help="pipeline YAML (e.g. experiments/demo.yaml)")
     parser.add_class_arguments(PipelineSpec, nested_key=None)
@@ -102,9 +107,10 @@ def _move_aside(paths: list[Path]) -> None:
             path.rename(path.with_name(f"{path.name}.replaced-{stamp}"))
 
 
-def _run_logged(command: list[str], env: dict[str, str], log: Path) -> int:
-    """Run ``command``, streaming its output to the console and to ``log``; its exit code."""
+def _run_logged(command: list[str], env: dict[str, str], log: Path) -> tuple[int, str | None]:
+    """Run ``command``, streaming its output to the console and to ``log``; its exit code and last ``error:`` line."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    tail = b""
     with log.open("ab") as sink:
         sink.write(f"\n$ {shlex.join(command)}\n".encode())
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -113,7 +119,30 @@ def _run_logged(command: list[str], env: dict[str, str], log: Path) -> int:
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
             sink.write(chunk)
-        return process.wait()
+            tail = (tail + chunk)[-65536:]
+        code = process.wait()
+    errors = [line for line in tail.decode(errors="replace").splitlines() if line.startswith("error: ")]
+    return code, errors[-1].removeprefix("error: ") if errors else None
+
+
+def check_pipeline_outputs(spec: PipelineSpec, stages: list[Stage], rerun: bool, claim: bool) -> None:
+    """Refuse, before any stage starts, anything the stages that will run would write against the output rule.
+
+    Checked: the run folder, the folder of every stage that is not complete (or every selected one
+    with ``rerun``) and what it writes besides (pseudo-label sets, maps, the submission, generated
+    data). With ``claim``, the run folder is created and marked; stage folders are claimed as they start.
+
+    Raises:
+        OutputRefusedError: the first path that may not be written.
+    """
+    outputs = [Output(spec.run_dir, "folder", "run_dir")]
+    for stage in stages:
+        if rerun or not stage.is_complete():
+            outputs += [Output(stage.folder, "folder", f"the folder of stage {stage.id}"), *stage.writes]
+    root = resolved(spec.data_root)
+    check_outputs("pipeline", outputs, inputs=[root] if is_data_root(root) else [], claim=False)
+    if claim:
+        check_outputs("pipeline", outputs[:1])
 
 
 def check_data_root(spec: PipelineSpec) -> None:
@@ -161,6 +190,7 @@ def run_pipeline(
     check_data_root(spec)
     builder = StageBuilder(spec)
     stages = select_stages(builder.build(), start, only)
+    check_pipeline_outputs(spec, stages, rerun, claim=not dry_run)
     _announce(spec, builder)
     started = time.perf_counter()
     for stage in stages:
@@ -179,15 +209,17 @@ def run_pipeline(
         if rerun:
             _move_aside([*stage.outputs, stage.folder / "checkpoints"])
         stage.clear_mark()
+        check_outputs("pipeline", [Output(stage.folder, "folder", f"the folder of stage {stage.id}")])
         settings = stage.write_settings()  # after moving old checkpoints aside: they decide the resume point
         command = stage_command(spec, stage)
         print(f"[{stage.id}] {shlex.join(command)}", flush=True)
         stage_start = time.perf_counter()
-        code = _run_logged(command, stage_environment(spec, stage), stage.folder / "stage.log")
+        code, error = _run_logged(command, stage_environment(spec, stage), stage.folder / "stage.log")
         if code != 0:
             raise StageFailedError(
-                f"stage {stage.id} failed (exit code {code}); its log: {stage.folder / 'stage.log'}. "
-                "Re-run the same command to resume from there."
+                f"stage {stage.id} failed (exit code {code}"
+                + (f": {error}" if error else "")
+                + f"); its log: {stage.folder / 'stage.log'}. Fix the cause and re-run the same command to resume."
             )
         stage.mark_complete(command, settings)
         if not stage.distributed and stage.tracked:
@@ -205,13 +237,9 @@ def run_pipeline(
 
 
 def main(argv: list[str]) -> None:
-    """Parse the ``pipeline`` command line and run it."""
+    """Parse the ``pipeline`` command line and run it (the dispatcher turns its errors into one line)."""
     parser = build_parser()
     cfg = parser.parse_args(argv)
     init = parser.instantiate(cfg)
     spec = PipelineSpec(**{f.name: init[f.name] for f in fields(PipelineSpec)})
-    try:
-        run_pipeline(spec, dry_run=init.dry_run, start=init["from"], only=init.only, rerun=init.rerun)
-    except (StageFailedError, ValueError, FileNotFoundError) as error:
-        print(f"pipeline error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    run_pipeline(spec, dry_run=init.dry_run, start=init["from"], only=init.only, rerun=init.rerun)

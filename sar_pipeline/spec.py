@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from datamodules.layout import UnsafeNameError, check_name
 from datamodules.nodata import NoDataRule
 from lightning_modules.config_bases import resolve_config
 from sar_pipeline.preparation import DataPreparation
@@ -153,8 +154,14 @@ def model_problems(stage: str, models: list[Stage1Model] | list[Stage2Model]) ->
     """Names used twice or unusable as folder names, missing config files; one line each."""
     names = [m.name for m in models]
     problems = [f"{stage}: model name {n!r} used twice" for n in sorted({n for n in names if names.count(n) > 1})]
-    bad = [n for n in names if not _NAME.match(n)]
-    problems += [f"{stage}: model name {n!r} may hold only letters, digits, '_', '.', '-'" for n in bad]
+    for name in names:  # a model name becomes a folder name, a set name and part of W&B run ids
+        try:
+            check_name(name, "model name")
+        except UnsafeNameError as error:
+            problems.append(f"{stage}: {error}")
+            continue
+        if not _NAME.match(name):
+            problems.append(f"{stage}: model name {name!r} may hold only letters, digits, '_', '.', '-'")
     for model in models:
         if not model.configs:
             problems.append(f"{stage}/{model.name}: no config file")

@@ -9,7 +9,8 @@ Run folder layout (``<run>`` = ``spec.run_dir``)::
     <run>/selection/                                   (the set: train/labels_pl/<run name>-selected/)
     <run>/stage2/<model>/        checkpoints/{best-*,last}.ckpt, config.yaml, wandb/
     <run>/maps/<model>/          labels/ and soft/ GeoTIFFs of every test tile
-    <run>/submission/            <tile>.png (0..8) and submission.zip
+    <run>/submission/            <tile>.png (0..8) and submission.zip (replaced as a whole by ``submit``,
+                                 so the stage's own log and marker are in <run>/submission_stage/)
     <run>/evaluation/            scores.json, table.md
 
 Every stage folder also holds ``runner_settings.yaml``: what the runner ties the stage to (data root,
@@ -32,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from datamodules.layout import OEM_SAR_DIR, label_folder
+from datamodules.layout import OEM_SAR_DIR, check_name, label_folder, pseudo_label_dirs
+from datamodules.output_safety import Output
 from lightning_modules.config_bases import resolve_config
 from sar_pipeline.launch import trainer_layout
 from sar_pipeline.spec import PipelineSpec, Stage1Model, Stage2Model
@@ -73,6 +75,8 @@ class Stage:
         args: the model's own extra arguments (from the pipeline YAML), applied after its configs.
         distributed: a Lightning fit/predict (launched on every device) rather than a one-process tool.
         outputs: paths that must exist for the stage to count as complete.
+        writes: what the stage writes besides its folder, checked against the output rule before the
+            pipeline starts.
         produces: the W&B artifact the stage's output becomes.
         uses: the W&B artifacts it reads.
         complete_check: overrides the marker test (e.g. generated data has a marker of its own).
@@ -90,6 +94,7 @@ class Stage:
     args: list[str] = field(default_factory=list)
     distributed: bool = False
     outputs: list[Path] = field(default_factory=list)
+    writes: list[Output] = field(default_factory=list)
     produces: ArtifactRef | None = None
     uses: list[ArtifactRef] = field(default_factory=list)
     complete_check: Callable[[], bool] | None = None
@@ -132,8 +137,12 @@ class Stage:
 
 
 def run_name(spec: PipelineSpec) -> str:
-    """The run's name: the run folder's name (also the W&B group unless one is set)."""
-    return Path(spec.run_dir).resolve().name
+    """The run's name: the run folder's name (also the W&B group unless one is set).
+
+    Raises:
+        UnsafeNameError: a name that cannot be part of the pseudo-label set names (e.g. empty for ``/``).
+    """
+    return check_name(Path(spec.run_dir).resolve().name, "run name (the run folder's name)")
 
 
 def run_key(spec: PipelineSpec) -> str:
@@ -202,6 +211,11 @@ class StageBuilder:
     def set_folder(self, name: str) -> Path:
         """Hard labels of a label set (``official`` = ``train/labels``)."""
         return label_folder(self.root, "train", name)
+
+    def new_set(self, name: str, option: str, soft: bool = True) -> list[Output]:
+        """The folders of a pseudo-label set a stage writes: hard labels, and soft maps unless ``soft`` is False."""
+        hard, soft_maps = pseudo_label_dirs(self.root, name)
+        return [Output(folder, "folder", option) for folder in (hard, soft_maps)[: 2 if soft else 1]]
 
     def set_ref(self, name: str) -> ArtifactRef:
         """The W&B artifact of a label set."""
@@ -300,6 +314,7 @@ class StageBuilder:
                 model.args,
                 distributed=True,
                 outputs=[self.set_folder(pseudo)],
+                writes=self.new_set(pseudo, f"the pseudo-label set of {predict_id}"),
             ),
         ]
 
@@ -315,6 +330,7 @@ class StageBuilder:
             lambda: settings,
             self.run / "selection",
             outputs=[self.set_folder(output)],
+            writes=self.new_set(output, "the selected pseudo-label set", soft=False),
             produces=self.set_ref(output),
             uses=[self.set_ref(s) for s in sets],
         )
@@ -366,6 +382,7 @@ class StageBuilder:
                 model.args,
                 distributed=True,
                 outputs=[maps_folder / "labels", maps_folder / "soft"],
+                writes=[Output(maps_folder / sub, "folder", f"the maps of {maps_id}") for sub in ("labels", "soft")],
             ),
         ]
 
@@ -386,8 +403,9 @@ class StageBuilder:
             "submission",
             "submit",
             lambda: settings,
-            folder,
-            outputs=[folder / "submission.zip"],
+            self.run / "submission_stage",
+            outputs=[folder],  # written aside and renamed in when complete: it exists only whole
+            writes=[Output(folder, "replaced_folder", "the submission folder")],
             produces=ArtifactRef(f"submission-{self.name}", "submission", str(folder)),
             uses=[ArtifactRef(f"maps-{m}-{self.name}", "maps", str(self.run / "maps" / m / "labels")) for m in members],
         )

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from datamodules.output_safety import Output, check_outputs
 from sar_demo.official_labels import official_labels_marker
 from sar_pipeline.stages import best_checkpoint
 from sar_studies.plot import bar_chart
@@ -168,7 +169,7 @@ def noise_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, no
 
 def run_pipeline(pipeline: dict, folder: Path, env: dict[str, str]) -> dict:
     """Run (or resume) a pipeline in ``folder``; its evaluation rows by name."""
-    folder.mkdir(parents=True, exist_ok=True)
+    check_outputs("ablation", [Output(folder, "folder", "the run folder")])  # its YAML and log go in first
     config = folder / "pipeline.yaml"
     config.write_text(yaml.safe_dump(pipeline, sort_keys=False))
     log = folder / "pipeline.log"
@@ -204,14 +205,15 @@ def test_time_scores(folder: Path, data: Path, quick: bool, env: dict[str, str])
     }
     scores = {}
     for name, args in variants.items():
-        out = folder / "test_time" / name
-        if not (out / "scores.json").is_file():
+        out, scores_file = folder / "test_time" / name, folder / "test_time" / f"{name}.scores.json"
+        if not scores_file.is_file():  # beside the submission: the folder it scores stays a submission only
             weighted = f"--ensemble.class_weights={weights}"
             submit = [f"--sar_dir={sar / 'sar_images'}", f"--output={out}", weighted, *args]
             run_tool("submit", *submit, env=env)
-            scores_file = f"--output={out / 'scores.json'}"
-            run_tool("evaluate", f"--predictions={out}", f"--labels={sar / 'labels'}", scores_file, env=env)
-        scores[name] = json.loads((out / "scores.json").read_text())["mIoU"]
+            run_tool(
+                "evaluate", f"--predictions={out}", f"--labels={sar / 'labels'}", f"--output={scores_file}", env=env
+            )
+        scores[name] = json.loads(scores_file.read_text())["mIoU"]
     return scores
 
 

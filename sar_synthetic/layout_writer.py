@@ -35,7 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from datamodules.classes import BACKGROUND
-from datamodules.layout import LABELS, OEM_DIR, OEM_SAR_DIR, RGB_IMAGES, SAR_IMAGES
+from datamodules.layout import LABELS, OEM_DIR, OEM_SAR_DIR, RGB_IMAGES, SAR_IMAGES, SYNTHETIC_MARKER
+from datamodules.output_safety import Output, check_outputs
 from datamodules.rasters import write_raster
 from sar_synthetic.arrays import resample, resample_label
 from sar_synthetic.config import SyntheticConfig
@@ -46,7 +47,7 @@ from sar_synthetic.sar import nodata_wedge, render_sar
 from sar_synthetic.scene import generate_scene
 from sar_synthetic.tiles import PlannedTile, oem_splits, oem_tiles, sar_content_scale, sar_tiles, tile_rng, wedge_tiles
 
-MARKER = "SYNTHETIC.json"
+MARKER = SYNTHETIC_MARKER
 
 
 def _write_oem_tile(out: Path, tile: PlannedTile, config: SyntheticConfig) -> None:
@@ -180,6 +181,7 @@ def generate_demo_data(
         FileExistsError: if ``root`` exists and is not a complete synthetic dataset (it is left untouched).
     """
     root = Path(root)
+    check_outputs("make-demo-data", [Output(root, "generated_data", "--root")], claim=False)
     if _check_existing(root, settings):
         return root
     with _partial_folder(root) as partial:

@@ -173,8 +173,9 @@ def test_stage1_fit_then_predict_writes_a_georeferenced_pseudo_label_set(tiny_ro
     assert result.returncode == 0, result.stderr[-3000:]
     train = root / "OpenEarthMap-SAR/train"
     paired = sorted(p.name for p in (train / "rgb_images").iterdir())
-    labels = sorted((train / "labels_pl/teacher_test").iterdir())
+    labels = sorted((train / "labels_pl/teacher_test").glob("*.tif"))
     assert [p.name for p in labels] == paired  # every tile with an RGB partner, nothing else
+    assert (train / "labels_pl/teacher_test/.sar-landcover.json").is_file()  # the set is marked as the project's
     for path in labels:
         sar, label = raster_info(train / "sar_images" / path.name), raster_info(path)
         assert (label.crs, label.transform, label.shape, label.count) == (sar.crs, sar.transform, sar.shape, 1)
@@ -234,7 +235,7 @@ def test_pseudo_labels_from_two_ddp_ranks_equal_those_of_one_process(tiny_root: 
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:]
         folder = root / "OpenEarthMap-SAR/train/labels_pl/stage1"
-        outputs[devices] = {p.name: read_label(p) for p in sorted(folder.iterdir())}
+        outputs[devices] = {p.name: read_label(p) for p in sorted(folder.glob("*.tif"))}
     assert list(outputs[1]) == list(outputs[2]) and len(outputs[1]) == 5
     for name, label in outputs[1].items():
         np.testing.assert_array_equal(label, outputs[2][name])

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from datamodules.output_safety import OutputRefusedError
 from datamodules.rasters import read_raster, write_raster
 from sar_demo.official_labels import NOISE_MODEL, install_official_labels, official_labels_marker
 
@@ -86,5 +87,5 @@ def test_an_incomplete_set_is_refused_and_nothing_changes(data: Path) -> None:
 
 def test_real_data_is_never_relabelled(tmp_path: Path) -> None:
     (tmp_path / "OpenEarthMap-SAR" / "train" / "labels").mkdir(parents=True)
-    with pytest.raises(ValueError, match="is not synthetic demo data"):
+    with pytest.raises(OutputRefusedError, match="is not data this project generated"):
         install_official_labels(str(tmp_path), SET)

@@ -96,7 +96,7 @@ def test_the_demo_pipeline_on_a_mistyped_root_exits_with_one_line_and_writes_not
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"pipeline error: {tmp_path / 'mistyped'}: data root does not exist; point data_root (--data_root DIR) at "
+        f"error: {tmp_path / 'mistyped'}: data root does not exist; point data_root (--data_root DIR) at "
         "the folder holding OpenEarthMap/ and OpenEarthMap-SAR/ (the demo generates its data only into its own root "
         "data/demo; to generate it into another folder, give that folder as both --data_root and "
         "--prepare.init_args.root)"

@@ -13,6 +13,7 @@ from torch import nn
 
 from datamodules.classes import rasterio_colormap
 from datamodules.nodata import NoDataRule, OverviewNoData
+from datamodules.output_safety import OutputRefusedError
 from datamodules.rasters import DataError, read_raster, write_raster
 from datamodules.sar_scaling import SARScaling, ScaledSAR
 from lightning_modules.input_transform import InputTransform
@@ -99,7 +100,10 @@ def test_map_of_the_umbra_sample_keeps_its_georeferencing_exactly(tmp_path: Path
     with rasterio.open(preview) as png:
         # two panels of 200 x 173 (the longer side is the width), a gap and the legend strip below
         assert png.width == 2 * 200 + 8 and png.height > round(200 * 520 / 600)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sar.ckpt", "umbra.png", "umbra_map.tif"]
+    # The record of what the map wrote (so a re-run may replace both) and nothing else, no partial file.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".sar-landcover-files.json", "sar.ckpt", "umbra.png", "umbra_map.tif"
+    ]  # fmt: skip
 
 
 def test_nodata_region_of_the_scene_is_set_to_background(tmp_path: Path) -> None:
@@ -154,7 +158,7 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(MemoryError, match=r"scene\.tif: window 64 with batch_size 4000 .* needs about"):
         big_batch = InferenceOverrides(batch_size=4000)
         map_scene(input=str(tmp_path / "scene.tif"), inference=big_batch, max_memory_gb=1.0, **common)
-    with pytest.raises(ValueError, match=r"scene\.tif: output would overwrite the scene"):
+    with pytest.raises(OutputRefusedError, match=r"scene\.tif: refused as --output: it is an input of this command"):
         map_scene(input=str(tmp_path / "scene.tif"), **{**common, "output": str(tmp_path / "scene.tif")})
     with pytest.raises(DataError, match=r"missing\.ckpt: checkpoint file does not exist"):
         map_scene(input=str(tmp_path / "scene.tif"), **{**common, "ckpt_path": str(tmp_path / "missing.ckpt")})

@@ -56,7 +56,7 @@ def test_selection_resumes_and_reports_missing_tiles(tmp_path: Path) -> None:
     with pytest.warns(UserWarning):
         select_pseudo_labels(str(tmp_path), ["a", "b"], "ab", progress=False)
     assert (out / "T_001.tif").stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in out.iterdir()) == ["T_001.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [".sar-landcover.json", "T_001.tif"]  # the set is marked as ours
 
 
 def test_bad_selections_are_refused(tmp_path: Path) -> None:

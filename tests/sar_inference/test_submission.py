@@ -12,6 +12,7 @@ import torch
 from affine import Affine
 
 from datamodules.nodata import NoDataRule
+from datamodules.output_safety import OutputRefusedError
 from datamodules.rasters import DataError, read_raster, write_raster
 from sar_inference.engine import probs_to_label, tta_probs
 from sar_inference.predictor import EnsembleSettings, load_predictor
@@ -97,19 +98,21 @@ def test_checkpoints_run_on_the_sar_tiles_with_the_map_engine(tiles: Path) -> No
 
 def test_missing_or_misfit_predictions_are_errors_and_keep_the_old_submission(tiles: Path) -> None:
     out = tiles / "submission"
-    out.mkdir()
-    (out / "old.png").write_bytes(b"previous submission")
-    (tiles / "pred_b/soft" / NAMES[2]).unlink()
     dirs = [str(tiles / "pred_a"), str(tiles / "pred_b")]
+    submit(str(out), str(tiles / "sar"), soft_dirs=dirs[:1], progress=False)
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    (tiles / "pred_b/soft" / NAMES[2]).unlink()
     with pytest.raises(DataError, match=r"pred_b/soft/TestArea_003\.tif: missing: no prediction for the SAR tile"):
         submit(str(out), str(tiles / "sar"), soft_dirs=dirs, progress=False)
     write_raster(tiles / "pred_b/soft" / NAMES[2], np.zeros((9, 8, 8), np.uint8), **GRID)
     with pytest.raises(DataError, match=r"TestArea_003\.tif: size 8x8 differs from its SAR tile"):
         submit(str(out), str(tiles / "sar"), soft_dirs=dirs, progress=False)
-    assert [p.name for p in out.iterdir()] == ["old.png"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == old
     assert not [p for p in tiles.iterdir() if p.name.startswith(".")]  # no temporary folder left
-    submit(str(out), str(tiles / "sar"), soft_dirs=dirs[:1], progress=False)
-    assert not (out / "old.png").exists() and (out / "submission.zip").is_file()  # replaced as a whole
+    write_raster(tiles / "pred_b/soft" / NAMES[2], np.zeros((9, *SHAPE), np.uint8), **GRID)
+    submit(str(out), str(tiles / "sar"), soft_dirs=dirs, progress=False)  # an earlier submission is replaced
+    assert {p.name for p in out.iterdir()} == set(old)
+    assert (out / "submission.zip").read_bytes() != old["submission.zip"]
     with pytest.raises(ValueError, match="needs soft_dirs, ckpt_path or both"):
         submit(str(out), str(tiles / "sar"), progress=False)
 
@@ -127,3 +130,20 @@ def test_a_tiles_own_nodata_is_background_in_its_png(tiles: Path) -> None:
     )  # fmt: skip
     label = read_raster(weighted / NAMES[0].replace(".tif", ".png"))[0]
     assert (label[:5, :7] == 0).all() and (label[5:] == 2).all()  # only the tile's own nodata stays 0
+
+
+def test_a_folder_holding_anything_but_an_earlier_submission_is_never_replaced(tiles: Path) -> None:
+    out = tiles / "submission"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    sources = {"soft_dirs": [str(tiles / "pred_a")], "progress": False}
+    with pytest.raises(OutputRefusedError, match=r"submission: refused as --output: the folder holds files"):
+        submit(str(out), str(tiles / "sar"), **sources)
+    submit(str(tiles / "fresh"), str(tiles / "sar"), **sources)
+    (tiles / "fresh" / "notes.txt").write_text("added by hand")  # an earlier submission, plus a file of the user's
+    with pytest.raises(OutputRefusedError, match=r"the folder holds 'notes.txt', which sar-landcover did not write"):
+        submit(str(tiles / "fresh"), str(tiles / "sar"), **sources)
+    with pytest.raises(OutputRefusedError, match=r"sar: refused as --output: it is an input of this command"):
+        submit(str(tiles / "sar"), str(tiles / "sar"), **sources)
+    assert (out / "notes.txt").read_text() == "precious" and (tiles / "fresh" / "notes.txt").is_file()
+    assert len(list((tiles / "sar").glob("*.tif"))) == len(NAMES)

@@ -52,7 +52,7 @@ def test_stages_come_in_method_order_with_fixed_paths(tmp_path: Path) -> None:
     ]
     run = (tmp_path / "run").resolve()
     assert {s.id: s.folder for s in stages}["stage2/method"] == run / "stage2" / "method"
-    assert {s.id: s.folder for s in stages}["submission"] == run / "submission"
+    assert {s.id: s.folder for s in stages}["submission"] == run / "submission_stage"  # submit replaces submission/
 
 
 def test_stage2_gets_labels_by_path_and_stage1_weights_by_model_argument(tmp_path: Path) -> None:
@@ -203,3 +203,12 @@ def test_pipeline_configs_parse_and_dry_run(tmp_path: Path) -> None:
     assert "[stage1/adapted] (would run)" in result.stdout and " fit --config=" in result.stdout
     assert "[submission] (would run)" in result.stdout
     assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()  # a dry run writes nothing
+
+
+def test_a_failed_stage_reports_its_one_line_error(tmp_path: Path) -> None:
+    from sar_pipeline import runner
+
+    script = "import sys; print('working'); print('error: data/x.tif: has 3 band(s)', file=sys.stderr); sys.exit(1)"
+    code, error = runner._run_logged([sys.executable, "-c", script], dict(os.environ), tmp_path / "stage.log")
+    assert (code, error) == (1, "data/x.tif: has 3 band(s)")
+    assert "error: data/x.tif" in (tmp_path / "stage.log").read_text()  # the log keeps the whole output

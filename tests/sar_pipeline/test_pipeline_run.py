@@ -123,7 +123,7 @@ def test_wandb_writes_one_offline_run_per_stage_in_one_group(resumed_run: dict) 
         "pseudo_labels/adapted",
         "stage2/method",
         "maps/method",
-        "submission",
+        "submission_stage",  # the submission stage's own folder: submit replaces submission/ as a whole
         "evaluation",
     ):
         files = list((run / stage).glob("wandb/offline-run-*/run-*.wandb"))

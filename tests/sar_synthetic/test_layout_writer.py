@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from datamodules.output_safety import OutputRefusedError
 from datamodules.rasters import raster_info, read_label, read_raster
 from sar_synthetic import layout_writer
 from sar_synthetic.layout_writer import demo_data_complete, generate_demo_data
@@ -215,7 +216,7 @@ def test_existing_foreign_folder_raises_and_is_left_untouched(tmp_path: Path) ->
     root = tmp_path / "user_data"
     root.mkdir()
     (root / "notes.txt").write_text("precious")
-    with pytest.raises(FileExistsError, match="user_data"):
+    with pytest.raises(OutputRefusedError, match="user_data"):
         generate_demo_data(root, TINY, progress=False)
     assert [p.name for p in root.iterdir()] == ["notes.txt"]
     assert (root / "notes.txt").read_text() == "precious"
