@@ -18,7 +18,7 @@ from pathlib import Path
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from datamodules.layout import OEM_SAR_DIR
-from sar_pipeline.launch import command_prefix
+from sar_pipeline.launch import ALLOCATION_PLACEHOLDERS, NoAllocationError, command_prefix, slurm_layout
 from sar_pipeline.spec import PipelineSpec, check_spec
 from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name
 from sar_tracking.tool_runs import track_tool_stage, wandb_sync_hint
@@ -69,9 +69,10 @@ def select_stages(stages: list[Stage], start: str | None, only: str | None) -> l
     return stages
 
 
-def stage_command(spec: PipelineSpec, stage: Stage) -> list[str]:
-    """The full command line of a stage as it would start now."""
-    return [*command_prefix(spec.launch, stage.distributed), stage.subcommand, *stage.arguments()]
+def stage_command(spec: PipelineSpec, stage: Stage, dry_run: bool = False) -> list[str]:
+    """The full command line of a stage as it would start now (a dry run may show the SLURM layout as placeholders)."""
+    prefix = command_prefix(spec.launch, stage.distributed, placeholders=dry_run)
+    return [*prefix, stage.subcommand, *stage.arguments()]
 
 
 def stage_environment(spec: PipelineSpec, stage: Stage) -> dict[str, str]:
@@ -138,16 +139,24 @@ def run_pipeline(
 
     Raises:
         ValueError: an invalid pipeline or stage name.
-        FileNotFoundError: ``data_root`` is missing and ``demo_data`` is off.
+        FileNotFoundError: ``data_root`` is missing and ``demo_data`` is off (a dry run only says so).
         StageFailedError: a stage's process failed (re-run the same command to resume).
+        NoAllocationError: launcher ``slurm`` outside a SLURM allocation (not for a dry run).
     """
     check_spec(spec)
-    builder = StageBuilder(spec)
+    if spec.launch.launcher == "slurm":
+        layout = slurm_layout(spec.launch, placeholders=dry_run)  # outside an allocation: fails now, not mid-run
+        if any(value in ALLOCATION_PLACEHOLDERS for value in layout):
+            print(f"dry run outside a SLURM allocation: {' and '.join(ALLOCATION_PLACEHOLDERS)} are set by sbatch")
+    builder = StageBuilder(spec, dry_run=dry_run)
     if not spec.demo_data and not Path(spec.data_root).is_dir():
-        raise FileNotFoundError(
+        problem = (
             f"{spec.data_root}: data root does not exist; point data_root (--data_root DIR) at the folder holding "
             "OpenEarthMap/ and OpenEarthMap-SAR/, or set demo_data: true to generate the synthetic demo there"
         )
+        if not dry_run:
+            raise FileNotFoundError(problem)
+        print(f"dry run: {problem}")
     stages = select_stages(builder.build(), start, only)
     _announce(spec, builder)
     started = time.perf_counter()
@@ -157,7 +166,7 @@ def run_pipeline(
             continue
         if dry_run:
             state = "complete, would be skipped" if stage.is_complete() and not rerun else "would run"
-            print(f"[{stage.id}] ({state})\n  {shlex.join(stage_command(spec, stage))}")
+            print(f"[{stage.id}] ({state})\n  {shlex.join(stage_command(spec, stage, dry_run=True))}")
             continue
         if stage.is_complete() and not rerun:
             print(f"[{stage.id}] complete, skipped")
@@ -197,6 +206,6 @@ def main(argv: list[str]) -> None:
     spec = PipelineSpec(**{f.name: init[f.name] for f in fields(PipelineSpec)})
     try:
         run_pipeline(spec, dry_run=init.dry_run, start=init["from"], only=init.only, rerun=init.rerun)
-    except (StageFailedError, ValueError, FileNotFoundError) as error:
+    except (StageFailedError, ValueError, FileNotFoundError, NoAllocationError) as error:
         print(f"pipeline error: {error}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -143,8 +143,9 @@ def _lineage(produces: ArtifactRef, uses: list[ArtifactRef]) -> dict:
 class StageBuilder:
     """Turns a :class:`PipelineSpec` into its ordered list of stages."""
 
-    def __init__(self, spec: PipelineSpec) -> None:
+    def __init__(self, spec: PipelineSpec, dry_run: bool = False) -> None:
         self.spec = spec
+        self.dry_run = dry_run  # outside a SLURM allocation, commands show the layout as placeholders
         self.run = Path(spec.run_dir).resolve()
         self.root = Path(spec.data_root).resolve()
         self.name = run_name(spec)
@@ -193,7 +194,7 @@ class StageBuilder:
             f"--trainer.logger={json.dumps(logger)}",
             f"--data.init_args.root={self.root}",
             "--data.init_args.demo_data=false",
-            *trainer_layout_args(self.spec.launch),
+            *trainer_layout_args(self.spec.launch, placeholders=self.dry_run),
         ]
 
     def fit_args(self, stage_id: str, folder: Path, configs: list[str], extra: list[str], lineage: dict) -> list[str]:
