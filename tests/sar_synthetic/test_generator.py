@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from sar_synthetic import generator as synthetic
 from datamodules.rasters import raster_info, read_label, read_raster
+from sar_synthetic import generator as synthetic
 from sar_synthetic.generator import SyntheticConfig, demo_data_complete, generate_demo_data
 from tests.helpers.data import TINY as SHARED_TINY
 
