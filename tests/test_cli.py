@@ -127,3 +127,12 @@ def test_every_experiment_config_parses(config_path: Path) -> None:
     result = run_cli("fit", "--config", str(config_path), "--print_config", cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     assert yaml.safe_load(result.stdout)["model"]["class_path"].startswith("lightning_modules.")
+
+
+@pytest.mark.parametrize("stage", ["stage1_optical.yaml", "stage2_sar.yaml"])
+def test_the_multi_gpu_recipes_normalise_batches_over_every_gpu(stage: str) -> None:
+    """With 2 crops per GPU, per-GPU BatchNorm statistics are noisy: both stages of the recipe sync them."""
+    result = run_cli("fit", "--config", str(REPO / "experiments/dfc2025" / stage), "--print_config", cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    trainer = yaml.safe_load(result.stdout)["trainer"]
+    assert trainer["strategy"] == "ddp" and trainer["sync_batchnorm"] is True
