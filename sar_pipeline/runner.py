@@ -19,6 +19,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from datamodules.layout import OEM_SAR_DIR
 from sar_pipeline.launch import ALLOCATION_PLACEHOLDERS, NoAllocationError, command_prefix, slurm_layout
+from sar_pipeline.requeue import RequeueOnSignal
 from sar_pipeline.spec import PipelineSpec, check_spec
 from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name
 from sar_tracking.tool_runs import track_tool_stage, wandb_sync_hint
@@ -26,6 +27,10 @@ from sar_tracking.tool_runs import track_tool_stage, wandb_sync_hint
 
 class StageFailedError(RuntimeError):
     """A stage's process exited with an error."""
+
+
+class StageInterruptedError(StageFailedError):
+    """SLURM's warning signal stopped the pipeline; the job was requeued to resume it."""
 
 
 def build_parser() -> ArgumentParser:
@@ -101,18 +106,32 @@ def _move_aside(paths: list[Path]) -> None:
             path.rename(path.with_name(f"{path.name}.replaced-{stamp}"))
 
 
-def _run_logged(command: list[str], env: dict[str, str], log: Path) -> int:
-    """Run ``command``, streaming its output to the console and to ``log``; its exit code."""
+def _run_logged(command: list[str], env: dict[str, str], log: Path, requeue: RequeueOnSignal | None = None) -> int:
+    """Run ``command``, streaming its output to the console and to ``log``; its exit code.
+
+    ``requeue``, if given, passes SLURM's warning signal on to the process while it runs.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         sink.write(f"\n$ {shlex.join(command)}\n".encode())
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if requeue is not None:
+            requeue.watch(process)
         assert process.stdout is not None
         while chunk := os.read(process.stdout.fileno(), 65536):
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
             sink.write(chunk)
-        return process.wait()
+        code = process.wait()
+        if requeue is not None:
+            requeue.watch(None)
+        return code
+
+
+def _stop_for_requeue(requeue: RequeueOnSignal, stage: Stage) -> None:
+    code = requeue.requeue()
+    state = "requeued to resume there" if code == 0 else "NOT requeued: submit it again to resume there"
+    raise StageInterruptedError(f"SLURM's time-limit warning stopped the pipeline at stage {stage.id}; job {state}")
 
 
 def _test_labels(spec: PipelineSpec) -> Path:
@@ -140,7 +159,8 @@ def run_pipeline(
     Raises:
         ValueError: an invalid pipeline or stage name.
         FileNotFoundError: ``data_root`` is missing and ``demo_data`` is off (a dry run only says so).
-        StageFailedError: a stage's process failed (re-run the same command to resume).
+        StageFailedError: a stage's process failed (re-run the same command to resume), or
+            (StageInterruptedError) SLURM's warning signal stopped it and the job was requeued.
         NoAllocationError: launcher ``slurm`` outside a SLURM allocation (not for a dry run).
     """
     check_spec(spec)
@@ -159,8 +179,14 @@ def run_pipeline(
         print(f"dry run: {problem}")
     stages = select_stages(builder.build(), start, only)
     _announce(spec, builder)
+    requeue = None
+    if spec.launch.launcher == "slurm" and not dry_run:
+        requeue = RequeueOnSignal(spec.launch.requeue_grace)
+        requeue.install()
     started = time.perf_counter()
     for stage in stages:
+        if requeue is not None and requeue.requested:
+            _stop_for_requeue(requeue, stage)
         if stage.kind == "evaluation" and not dry_run and not _test_labels(spec).is_dir():
             print(f"[{stage.id}] skipped: {_test_labels(spec)} does not exist (no test labels to score against)")
             continue
@@ -177,7 +203,9 @@ def run_pipeline(
         command = stage_command(spec, stage)
         print(f"[{stage.id}] {shlex.join(command)}", flush=True)
         stage_start = time.perf_counter()
-        code = _run_logged(command, stage_environment(spec, stage), stage.folder / "stage.log")
+        code = _run_logged(command, stage_environment(spec, stage), stage.folder / "stage.log", requeue)
+        if requeue is not None and requeue.requested:
+            _stop_for_requeue(requeue, stage)  # never marked complete: it resumes from its checkpoint
         if code != 0:
             raise StageFailedError(
                 f"stage {stage.id} failed (exit code {code}); its log: {stage.folder / 'stage.log'}. "

@@ -204,6 +204,8 @@ class StageBuilder:
             f"--checkpoint.dirpath={folder / 'checkpoints'}",
             f"--last_checkpoint.dirpath={folder / 'checkpoints'}",
             f"--trainer.callbacks+={json.dumps(lineage)}",
+            # SLURM's warning signal, passed on by the runner: checkpoint after the current step, exit.
+            f"--trainer.callbacks+={json.dumps(_callback_arg('lightning_modules.signal_checkpoint.CheckpointOnSignal'))}",
         ]
         resume = resume_checkpoint(folder)
         return [*args, f"--ckpt_path={resume}"] if resume else args

@@ -221,7 +221,8 @@ def test_the_slurm_pipeline_dry_runs_anywhere_and_a_real_run_outside_sbatch_fail
 
 def test_sbatch_script_requeues_before_the_limit_and_keeps_its_run_folder() -> None:
     script = (REPO / "experiments/slurm/pipeline.sbatch").read_text()
-    assert "#SBATCH --signal=SIGUSR1@90" in script and "#SBATCH --requeue" in script
+    # The warning goes to the batch script (the runner), which passes it on to the running stage.
+    assert "#SBATCH --signal=B:USR1@90" in script and "#SBATCH --requeue" in script
     assert "RUN_DIR=${RUN_DIR:-runs/dfc2025-${SLURM_JOB_ID}}" in script
     assert "--launch.launcher slurm" in script
     directives = dict(
@@ -230,6 +231,8 @@ def test_sbatch_script_requeues_before_the_limit_and_keeps_its_run_folder() -> N
         if line.startswith("#SBATCH --") and "=" in line
     )
     assert directives["ntasks-per-node"] == directives["gpus-per-node"]  # one task per GPU
+    assert "/" not in directives["output"]  # SLURM refuses a log in a folder that does not exist (fresh clone)
+    assert "SAR_LANDCOVER_ACTIVATE" in script
 
 
 def test_pipeline_configs_parse_and_dry_run(tmp_path: Path) -> None:
