@@ -61,8 +61,11 @@ class CheckpointOnSignal(L.Callback):
         if stage == "fit":
             self._install()  # from the start: a signal during sanity checking waits for the first step
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._install()  # again, over the handler Lightning installs for SLURM's auto-requeue
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._install()
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: object, batch_idx: int
