@@ -193,12 +193,11 @@ def test_a_job_requeued_mid_fit_by_its_time_limit_finishes_as_the_local_run(
 
     # The same outputs as the local run: checkpoints, pseudo-labels, maps and submission, bit for bit.
     left, right = tmp_path / "local" / "tiny", tmp_path / "slurm" / "tiny"
+    tensors = {}
     for fit in ("stage1/adapted", "stage2/sar"):
-        a, b = (
-            state_dict(left / fit / "checkpoints" / "last.ckpt"),
-            state_dict(right / fit / "checkpoints" / "last.ckpt"),
-        )
+        a, b = (state_dict(run / fit / "checkpoints" / "last.ckpt") for run in (left, right))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), fit
+        tensors[fit] = len(a)
     labels = "OpenEarthMap-SAR/train/labels_pl/tiny-adapted"
     assert_same_rasters(tmp_path / "local" / "data" / labels, tmp_path / "slurm" / "data" / labels)
     for kind in ("labels", "soft"):
@@ -209,3 +208,8 @@ def test_a_job_requeued_mid_fit_by_its_time_limit_finishes_as_the_local_run(
         np.testing.assert_array_equal(
             np.asarray(Image.open(left / "submission" / name)), np.asarray(Image.open(right / "submission" / name))
         )
+    tiles = len(list((left / "maps" / "sar" / "labels").glob("*.tif")))
+    print(
+        f"same outputs as the local run: last.ckpt weights {tensors} (tensors), "
+        f"pseudo-labels tiny-adapted, maps/sar labels + soft ({tiles} tiles), submission ({len(pngs)} PNGs): identical"
+    )
