@@ -3,17 +3,20 @@
 The cluster is the one-node Slurm of ``scripts/slurm_local_cluster.sh`` (``.ci/run`` starts it);
 without it the test is skipped. A tiny pipeline (stage 1, pseudo-labels, stage 2, maps, submission)
 runs twice on 2 CPU processes (gloo): once with the local launcher, once as a Slurm job on 2 tasks.
-Once the job's stage-1 fit has validated, the test cuts the job's time limit so that Slurm's
+Once the job's stage-2 fit has validated, the test cuts the job's time limit so that Slurm's
 warning signal (``--signal=B:USR1@90``) falls in the middle of that fit: the runner stops it
-through its checkpoint and requeues the job. Two scheduling shortcuts keep the test short and change
-nothing the job sees: the requeued job's time limit is set back to 30 minutes, and it is allowed
-to start at once instead of after Slurm's 2-minute hold for requeued jobs. The requeued job must
-resume from its ``hpc_ckpt_*.ckpt``, skip what was done, keep its run folder and W&B run ids, and
-end with outputs identical to the local run's.
+through its checkpoint and requeues the job. (That a resumed stage-1 fit, with its EMA teacher
+and ClassMix, is exact too is tested in ``tests/lightning_modules/test_signal_checkpoint.py``.)
+Two scheduling shortcuts keep the test short and change nothing the job sees: the requeued job's
+time limit is set back to 30 minutes, and it is allowed to start at once instead of after Slurm's
+2-minute hold for requeued jobs. The requeued job must skip the finished stages (stage 1,
+pseudo-labels), resume stage 2 from its ``hpc_ckpt_*.ckpt``, keep its run folder and W&B run ids,
+and end with outputs identical to the local run's.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -40,7 +43,10 @@ FIT_ARGS = [
     "--trainer.val_check_interval=10",
     "--model.init_args.inference={window: 64, stride: 32}",
 ]
-STAGE1_STEPS = 120  # long enough that the warning, due within ~35 s of the first validation, lands inside
+STAGE2_STEPS = 120
+# Each step of the interrupted fit lasts at least 0.5 s, so it runs for more than the ~45 s the warning
+# may take after the time limit is cut, however fast the machine.
+PAUSE = {"class_path": "tests.helpers.slow_steps.PauseAfterStep", "init_args": {"seconds": 0.5}}
 
 
 def scontrol(env: dict[str, str], *args: str) -> str:
@@ -79,14 +85,14 @@ def write_pipeline(folder: Path, data: Path) -> Path:
             {
                 "name": "adapted",
                 "configs": [str(REPO / "experiments/demo_stage1.yaml")],
-                "args": [*FIT_ARGS, f"--trainer.max_steps={STAGE1_STEPS}"],
+                "args": [*FIT_ARGS, f"--trainer.max_steps={STAGE2_STEPS}", f"--trainer.callbacks+={json.dumps(PAUSE)}"],
             }
         ],
         "stage2": [
             {
                 "name": "sar",
                 "configs": [str(REPO / "experiments/demo_sar.yaml")],
-                "args": [*FIT_ARGS, "--trainer.max_steps=20"],
+                "args": [*FIT_ARGS, f"--trainer.max_steps={STAGE2_STEPS}", f"--trainer.callbacks+={json.dumps(PAUSE)}"],
             }
         ],
         "launch": {"accelerator": "cpu", "strategy": "ddp"},
@@ -143,12 +149,12 @@ def test_a_job_requeued_mid_fit_by_its_time_limit_finishes_as_the_local_run(
         [sys.executable, str(REPO / "cli.py"), "pipeline", f"--config={runs['local']}", "--launch.devices=2"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    stage1 = tmp_path / "slurm" / "tiny" / "stage1" / "adapted"
+    stage2 = tmp_path / "slurm" / "tiny" / "stage2" / "sar"
     log = tmp_path / "slurm" / f"sar-landcover-{job}.out"
     try:
-        # 1. Once stage 1 has validated (a checkpoint exists), cut the time limit: the warning is due now.
-        deadline = time.monotonic() + 900
-        while not (stage1 / "checkpoints" / "last.ckpt").exists():
+        # 1. Once stage 2 has validated (a checkpoint exists), cut the time limit: the warning is due now.
+        deadline = time.monotonic() + 1200
+        while not (stage2 / "checkpoints" / "last.ckpt").exists():
             assert time.monotonic() < deadline and job_fields(slurm_env, job)["JobState"] in ("PENDING", "RUNNING")
             time.sleep(1)
         elapsed = run_seconds(job_fields(slurm_env, job)["RunTime"])
@@ -180,16 +186,17 @@ def test_a_job_requeued_mid_fit_by_its_time_limit_finishes_as_the_local_run(
     # Requeued mid-fit through the checkpoint, then resumed from it with the same job id and run folder.
     assert f"job {job} (restart 0)" in text and f"job {job} (restart 1)" in text
     assert "runner: SIGUSR1 received" in text and f"runner: requeued job {job}" in text
-    (hpc,) = stage1.glob("hpc_ckpt_*.ckpt")
+    (hpc,) = stage2.glob("hpc_ckpt_*.ckpt")
     steps = torch.load(hpc, map_location="cpu", weights_only=False)["global_step"]
-    assert 10 <= steps < STAGE1_STEPS  # after the first validation, before the end: in the middle of the fit
+    assert 10 <= steps < STAGE2_STEPS  # after the first validation, before the end: in the middle of the fit
     resumed = text.split(f"job {job} (restart 1)")[1]
-    assert f"--ckpt_path={hpc}" in resumed and "pipeline tiny finished" in resumed
-    # Nothing finished before the requeue ran again; the W&B runs continued under the job's ids.
-    assert "[stage1/adapted] complete, skipped" not in resumed  # it was interrupted: resumed, not skipped
+    assert "[stage1/adapted] complete, skipped" in resumed and "[pseudo_labels/adapted] complete, skipped" in resumed
+    assert "[stage2/sar] complete" not in resumed and f"--ckpt_path={hpc}" in resumed  # resumed, not redone
+    assert "pipeline tiny finished" in resumed
+    # The W&B runs continued under the job's ids: the interrupted fit's run was written by both job runs.
     for stage in ("stage1/adapted", "pseudo_labels/adapted", "stage2/sar", "maps/sar"):
         assert wandb_ids(tmp_path / "slurm" / "tiny" / stage) == {f"slurm{job}-{stage.replace('/', '-')}"}
-    assert len(list((stage1 / "wandb").glob("offline-run-*"))) == 2  # one W&B run, written by both job runs
+    assert len(list((stage2 / "wandb").glob("offline-run-*"))) == 2
 
     # The same outputs as the local run: checkpoints, pseudo-labels, maps and submission, bit for bit.
     left, right = tmp_path / "local" / "tiny", tmp_path / "slurm" / "tiny"
