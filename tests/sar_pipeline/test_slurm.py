@@ -70,6 +70,11 @@ def slurm_env() -> dict[str, str]:
     return {**os.environ, "SLURM_CONF": conf.strip().split("=", 1)[1]}
 
 
+def node_state(env: dict[str, str]) -> str:
+    """State of the cluster's one node (``idle`` once no job or step is left on it)."""
+    return subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True).stdout.strip()
+
+
 def run_seconds(runtime: str) -> int:
     """Seconds of Slurm's ``RunTime`` field (``[D-]HH:MM:SS``)."""
     days, _, clock = runtime.rpartition("-")
@@ -166,7 +171,13 @@ def test_a_job_requeued_mid_fit_by_its_time_limit_finishes_as_the_local_run(
             assert time.monotonic() - cut_at < 240, log.read_text()[-3000:]
             time.sleep(1)
         requeued_after = time.monotonic() - cut_at
-        scontrol(slurm_env, "update", f"JobId={job}", "TimeLimit=30", "StartTime=now")
+        scontrol(slurm_env, "update", f"JobId={job}", "TimeLimit=30")
+        # Start it only once the node is idle: a start while the old run's steps still end fails the job
+        # ("credential revoked"), which Slurm's own 2-minute hold would have avoided.
+        while node_state(slurm_env) != "idle":
+            assert time.monotonic() - cut_at < 300, node_state(slurm_env)
+            time.sleep(1)
+        scontrol(slurm_env, "update", f"JobId={job}", "StartTime=now")
         # 3. The job finishes.
         while (state := job_fields(slurm_env, job)["JobState"]) != "COMPLETED":
             assert state in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED"), log.read_text()[-4000:]
