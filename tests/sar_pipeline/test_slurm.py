@@ -8,8 +8,8 @@ warning signal (``--signal=B:USR1@90``) falls in the middle of that fit: the run
 through its checkpoint and requeues the job. (That a resumed stage-1 fit, with its EMA teacher
 and ClassMix, is exact too is tested in ``tests/lightning_modules/test_signal_checkpoint.py``.)
 Two scheduling shortcuts keep the test short and change nothing the job sees: the requeued job's
-time limit is set back to 30 minutes, and it is allowed to start at once instead of after Slurm's
-2-minute hold for requeued jobs. The requeued job must skip the finished stages (stage 1,
+time limit is set back to 30 minutes, and it may start as soon as the node is free instead of
+after Slurm's 2-minute hold for requeued jobs. The requeued job must skip the finished stages (stage 1,
 pseudo-labels), resume stage 2 from its ``hpc_ckpt_*.ckpt``, keep its run folder and W&B run ids,
 and end with outputs identical to the local run's.
 """
