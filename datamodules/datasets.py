@@ -196,7 +196,13 @@ class TileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.tiles)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor | str]:
+        """Item ``index``; a ``(index, seed)`` pair (from a seeded sampler) first reseeds the augmentation."""
+        if isinstance(index, tuple):
+            index, seed = index
+            reseed = getattr(self.augment, "reseed", None)
+            if reseed is not None:
+                reseed(seed)
         tile = self.tiles[index]
         image, label = read_tile(tile, self.scaling)
         if self.augment is not None:

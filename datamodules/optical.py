@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from datamodules.classes import PADDING
 from datamodules.datasets import Tile, TileDataset, index_oem, index_oem_sar
 from datamodules.layout import pseudo_label_dirs
-from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
+from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict, training_position
 from datamodules.resolution_alignment import RAASettings, ResolutionAlignment
 from datamodules.transforms import PhotometricDistortion, TrainAugmentation
 
@@ -121,9 +121,10 @@ class OpticalDataModule(TileDataModule):
             raise RuntimeError("setup('fit') has not run")
         hp = self.hparams
         samples = hp.samples_per_epoch or len(self.source_set)
+        position = training_position(self.trainer)
         loaders = {
-            "source": tile_loader(self.source_set, hp.batch_size, hp.num_workers, train=True, samples=samples),
-            "target": tile_loader(self.target_set, hp.batch_size, hp.num_workers, train=True, samples=samples),
+            name: tile_loader(dataset, hp.batch_size, hp.num_workers, True, samples, position, stream)
+            for stream, (name, dataset) in enumerate((("source", self.source_set), ("target", self.target_set)))
         }
         return CombinedLoader(loaders, mode="max_size_cycle")
 

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.classes import BACKGROUND, PADDING
 from datamodules.datasets import TileDataset, index_oem_sar
-from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict
+from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict, training_position
 from datamodules.sar_scaling import SARScaling
 from datamodules.transforms import TrainAugmentation
 
@@ -111,8 +111,10 @@ class SARDataModule(TileDataModule):
     def _loader(self, dataset: TileDataset | None, batch_size: int, train: bool = False) -> DataLoader:
         if dataset is None:
             raise RuntimeError("setup() has not indexed this split")
-        samples = self.hparams.samples_per_epoch if train else None
-        return tile_loader(dataset, batch_size, self.hparams.num_workers, train=train, samples=samples)
+        if not train:
+            return tile_loader(dataset, batch_size, self.hparams.num_workers)
+        samples, position = self.hparams.samples_per_epoch, training_position(self.trainer)
+        return tile_loader(dataset, batch_size, self.hparams.num_workers, True, samples, position)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.hparams.batch_size, train=True)

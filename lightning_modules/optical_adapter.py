@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 
 from datamodules.classes import PADDING
@@ -79,10 +80,12 @@ class OpticalAdapter(SegmentationTask):
         """Logits of the student, the network training updates."""
         return padded_forward(self.model, images, self.network_config.output_stride)
 
-    def on_fit_start(self) -> None:
-        # ClassMix and strong augmentation draw from their own generator, seeded from torch's
-        # (seed_everything) and the rank, so runs are reproducible and ranks mix differently.
-        self._mix_generator.manual_seed(int(torch.randint(0, 2**31 - 1, ()).item()) + self.global_rank)
+    def _seed_mix_generator(self) -> None:
+        # ClassMix and strong augmentation draw from their own generator, seeded anew at every step
+        # from seed_everything's seed, the step and the rank: runs are reproducible, ranks mix
+        # differently, and a fit resumed from a mid-epoch checkpoint mixes as an uninterrupted one.
+        seed = np.random.SeedSequence([torch.initial_seed() % 2**31, self.global_step, self.global_rank])
+        self._mix_generator.manual_seed(int(seed.generate_state(1)[0]))
 
     @torch.no_grad()
     def _pseudo_labels(self, target: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,17 +139,20 @@ class OpticalAdapter(SegmentationTask):
         if not self.adaptation.enabled:
             return source_loss
         labels, weights = self._pseudo_labels(target)
+        self._seed_mix_generator()
         images, mixed_labels, pixel_weights = self._mixed_batch(source, target, labels, weights)
         mix_loss = self.cross_entropy(self.student(images), mixed_labels, pixel_weight=pixel_weights)
         self.log("train/loss_mix", mix_loss, prog_bar=True, batch_size=batch_size)
         self.log("train/pseudo_label_weight", weights.float().mean(), batch_size=batch_size)
         return source_loss + mix_loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        super().on_train_batch_end(outputs, batch, batch_idx)
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
         if self.adaptation.enabled:
-            # global_step was just incremented: the update after step k uses momentum(k).
-            self.update_teacher(self.global_step - 1)
+            # Right after the student's step, so that any checkpoint taken after the step (at
+            # on_train_batch_end) holds the matching teacher. global_step still counts the steps
+            # before this one: the update after step k uses momentum(k).
+            self.update_teacher(self.global_step)
 
     def update_teacher(self, step: int) -> None:
         """EMA of the student's parameters after optimiser step ``step``.

@@ -21,7 +21,8 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from datamodules.output_safety import Output, check_outputs, is_data_root, resolved
 from sar_landcover.errors import HELP_EPILOG
-from sar_pipeline.launch import command_prefix
+from sar_pipeline.launch import ALLOCATION_PLACEHOLDERS, command_prefix, slurm_layout
+from sar_pipeline.requeue import RequeueOnSignal
 from sar_pipeline.spec import PipelineSpec, check_spec
 from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name, settings_text
 from sar_tracking.tool_runs import track_tool_stage, wandb_sync_hint
@@ -29,6 +30,10 @@ from sar_tracking.tool_runs import track_tool_stage, wandb_sync_hint
 
 class StageFailedError(RuntimeError):
     """A stage's process exited with an error."""
+
+
+class StageInterruptedError(StageFailedError):
+    """SLURM's warning signal stopped the pipeline; the job was requeued to resume it."""
 
 
 def build_parser() -> ArgumentParser:
@@ -76,9 +81,13 @@ def select_stages(stages: list[Stage], start: str | None, only: str | None) -> l
     return stages
 
 
-def stage_command(spec: PipelineSpec, stage: Stage) -> list[str]:
-    """The full command line of a stage; its last ``--config`` is the stage's settings file."""
-    return [*command_prefix(spec.launch, stage.distributed), stage.subcommand, *stage.arguments()]
+def stage_command(spec: PipelineSpec, stage: Stage, dry_run: bool = False) -> list[str]:
+    """The full command line of a stage; its last ``--config`` is the stage's settings file.
+
+    A dry run may show the SLURM layout as placeholders (outside an allocation).
+    """
+    prefix = command_prefix(spec.launch, stage.distributed, placeholders=dry_run)
+    return [*prefix, stage.subcommand, *stage.arguments()]
 
 
 def stage_environment(spec: PipelineSpec, stage: Stage) -> dict[str, str]:
@@ -107,22 +116,37 @@ def _move_aside(paths: list[Path]) -> None:
             path.rename(path.with_name(f"{path.name}.replaced-{stamp}"))
 
 
-def _run_logged(command: list[str], env: dict[str, str], log: Path) -> tuple[int, str | None]:
-    """Run ``command``, streaming its output to the console and to ``log``; its exit code and last ``error:`` line."""
+def _run_logged(
+    command: list[str], env: dict[str, str], log: Path, requeue: RequeueOnSignal | None = None
+) -> tuple[int, str | None]:
+    """Run ``command``, streaming its output to the console and to ``log``; its exit code and last ``error:`` line.
+
+    ``requeue``, if given, passes SLURM's warning signal on to the process while it runs.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     tail = b""
     with log.open("ab") as sink:
         sink.write(f"\n$ {shlex.join(command)}\n".encode())
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert process.stdout is not None
+        if requeue is not None:
+            requeue.watch(process)
         while chunk := os.read(process.stdout.fileno(), 65536):
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
             sink.write(chunk)
             tail = (tail + chunk)[-65536:]
         code = process.wait()
+        if requeue is not None:
+            requeue.watch(None)
     errors = [line for line in tail.decode(errors="replace").splitlines() if line.startswith("error: ")]
     return code, errors[-1].removeprefix("error: ") if errors else None
+
+
+def _stop_for_requeue(requeue: RequeueOnSignal, stage: Stage) -> None:
+    code = requeue.requeue()
+    state = "requeued to resume there" if code == 0 else "NOT requeued: submit it again to resume there"
+    raise StageInterruptedError(f"SLURM's time-limit warning stopped the pipeline at stage {stage.id}; job {state}")
 
 
 def check_pipeline_outputs(spec: PipelineSpec, stages: list[Stage], rerun: bool, claim: bool) -> None:
@@ -183,24 +207,42 @@ def run_pipeline(
 
     Raises:
         ValueError: an invalid pipeline or stage name.
-        FileNotFoundError: ``data_root`` is missing and the pipeline's data preparation does not make it.
-        StageFailedError: a stage's process failed (re-run the same command to resume).
+        FileNotFoundError: ``data_root`` is missing and the pipeline's data preparation does not make it
+            (a dry run only says so).
+        StageFailedError: a stage's process failed (re-run the same command to resume), or
+            (StageInterruptedError) SLURM's warning signal stopped it and the job was requeued.
+        NoAllocationError: launcher ``slurm`` outside a SLURM allocation (not for a dry run).
     """
     check_spec(spec)
-    check_data_root(spec)
-    builder = StageBuilder(spec)
+    if spec.launch.launcher == "slurm":
+        layout = slurm_layout(spec.launch, placeholders=dry_run)  # outside an allocation: fails now, not mid-run
+        if any(value in ALLOCATION_PLACEHOLDERS for value in layout):
+            print(f"dry run outside a SLURM allocation: {' and '.join(ALLOCATION_PLACEHOLDERS)} are set by sbatch")
+    try:
+        check_data_root(spec)
+    except FileNotFoundError as problem:
+        if not dry_run:
+            raise
+        print(f"dry run: {problem}")
+    builder = StageBuilder(spec, dry_run=dry_run)
     stages = select_stages(builder.build(), start, only)
     check_pipeline_outputs(spec, stages, rerun, claim=not dry_run)
     _announce(spec, builder)
     started = time.perf_counter()
+    requeue = None
+    if spec.launch.launcher == "slurm" and not dry_run:
+        requeue = RequeueOnSignal(spec.launch.requeue_grace)
+        requeue.install()
     for stage in stages:
+        if requeue is not None and requeue.requested:
+            _stop_for_requeue(requeue, stage)
         reason = stage.skip_reason() if stage.skip_reason is not None and not dry_run else None
         if reason is not None:
             print(f"[{stage.id}] skipped: {reason}")
             continue
         if dry_run:
             state = "complete, would be skipped" if stage.is_complete() and not rerun else "would run"
-            print(f"[{stage.id}] ({state})\n  {shlex.join(stage_command(spec, stage))}")
+            print(f"[{stage.id}] ({state})\n  {shlex.join(stage_command(spec, stage, dry_run=True))}")
             print(textwrap.indent(f"{stage.settings_file.name}:\n{settings_text(stage.settings()).rstrip()}", "    "))
             continue
         if stage.is_complete() and not rerun:
@@ -214,7 +256,9 @@ def run_pipeline(
         command = stage_command(spec, stage)
         print(f"[{stage.id}] {shlex.join(command)}", flush=True)
         stage_start = time.perf_counter()
-        code, error = _run_logged(command, stage_environment(spec, stage), stage.folder / "stage.log")
+        code, error = _run_logged(command, stage_environment(spec, stage), stage.folder / "stage.log", requeue)
+        if requeue is not None and requeue.requested:
+            _stop_for_requeue(requeue, stage)  # never marked complete: it resumes from its checkpoint
         if code != 0:
             raise StageFailedError(
                 f"stage {stage.id} failed (exit code {code}"

@@ -88,6 +88,9 @@ class LaunchSettings:
         num_nodes: ``trainer.num_nodes`` (None: as in the configs; under SLURM the allocation's nodes).
         strategy: ``trainer.strategy`` (None: as in the configs).
         python: interpreter that runs ``cli.py`` (None: the one running the pipeline).
+        requeue_grace: under SLURM, seconds a stage has after the job's warning signal (SIGUSR1) to
+            save its checkpoint and exit before the runner requeues the job anyway; keep it below
+            the sbatch ``--signal`` lead time (90 s in ``experiments/slurm/pipeline.sbatch``).
     """
 
     launcher: Launcher = "local"
@@ -96,6 +99,7 @@ class LaunchSettings:
     num_nodes: int | None = None
     strategy: str | None = None
     python: str | None = None
+    requeue_grace: float = 60.0
 
 
 @dataclass

@@ -191,8 +191,9 @@ def _lineage(produces: ArtifactRef, uses: list[ArtifactRef]) -> Settings:
 class StageBuilder:
     """Turns a :class:`PipelineSpec` into its ordered list of stages."""
 
-    def __init__(self, spec: PipelineSpec) -> None:
+    def __init__(self, spec: PipelineSpec, dry_run: bool = False) -> None:
         self.spec = spec
+        self.dry_run = dry_run  # outside a SLURM allocation, commands show the layout as placeholders
         self.run = Path(spec.run_dir).resolve()
         self.root = Path(spec.data_root).resolve()
         self.name = run_name(spec)
@@ -245,7 +246,11 @@ class StageBuilder:
         )
         return {
             "seed_everything": self.spec.seed,
-            "trainer": {"default_root_dir": str(folder), "logger": logger, **trainer_layout(self.spec.launch)},
+            "trainer": {
+                "default_root_dir": str(folder),
+                "logger": logger,
+                **trainer_layout(self.spec.launch, self.dry_run),
+            },
             "data": {"init_args": {"root": str(self.root), **(data or {})}},
         }
 
@@ -261,7 +266,9 @@ class StageBuilder:
         settings = self.lightning_settings(stage_id, folder, data)
         if model:
             settings["model"] = {"init_args": model}
-        settings["trainer"]["callbacks+"] = [lineage]  # after the config's own callbacks
+        # After the config's own callbacks: the lineage record, and SLURM's warning signal (passed on by the
+        # runner) checkpointing after the current step.
+        settings["trainer"]["callbacks+"] = [lineage, _class("lightning_modules.signal_checkpoint.CheckpointOnSignal")]
         settings["checkpoint"] = {"dirpath": str(folder / "checkpoints")}
         settings["last_checkpoint"] = {"dirpath": str(folder / "checkpoints")}
         resume = resume_checkpoint(folder)

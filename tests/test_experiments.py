@@ -143,7 +143,9 @@ def test_every_stage_config_of_every_pipeline_parses_as_it_would_run(pipeline: P
             assert resolved["trainer"]["logger"]["init_args"]["id"].endswith(stage.id.replace("/", "-")), stage.id
             assert resolved["seed_everything"] == spec.seed
             callbacks = [c["class_path"].rsplit(".", 1)[-1] for c in resolved["trainer"]["callbacks"]]
-            assert callbacks == ["TileWriter", "ArtifactLineage"], stage.id
+            # fits also stop cleanly on SLURM's time-limit warning
+            expected = ["TileWriter", "ArtifactLineage"] + (["CheckpointOnSignal"] if stage.subcommand == "fit" else [])
+            assert callbacks == expected, stage.id
             assert (resolved.get("ckpt_path") is not None) == (stage.subcommand == "predict"), stage.id
         else:
             out = io.StringIO()
@@ -172,3 +174,10 @@ def test_demo_networks_keep_batchnorm_statistics_current(config: Path) -> None:
     model = build_model(**{k: v for k, v in vars(NetworkConfig(**network)).items() if k != "output_stride"})
     momenta = [m.momentum for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert all(m is None or m >= 0.1 for m in momenta)
+
+
+@pytest.mark.parametrize("stage", ["stage1_optical.yaml", "stage2_sar.yaml"])
+def test_the_multi_gpu_recipes_normalise_batches_over_every_gpu(stage: str) -> None:
+    """With 2 crops per GPU, per-GPU BatchNorm statistics are noisy: both stages of the recipe sync them."""
+    trainer = print_config(["fit", f"--config={EXPERIMENTS / 'dfc2025' / stage}"])["trainer"]
+    assert trainer["strategy"] == "ddp" and trainer["sync_batchnorm"] is True

@@ -39,10 +39,14 @@ def test_the_preparation_runs_first_on_its_own_root_only(tmp_path: Path) -> None
     assert first.id == "stage1/a"  # the real data is neither generated nor relabelled
 
 
-def test_a_missing_root_that_is_not_the_demos_own_generates_nothing(tmp_path: Path) -> None:
+def test_a_missing_root_that_is_not_the_demos_own_generates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     spec = demo_spec(tmp_path, tmp_path / "mistyped")
     with pytest.raises(FileNotFoundError, match=r"mistyped: data root does not exist.*only into its own root"):
-        run_pipeline(spec, dry_run=True)
+        run_pipeline(spec)
+    run_pipeline(spec, dry_run=True)  # a dry run says so, and still shows the commands
+    assert "dry run: " in capsys.readouterr().out
     run_pipeline(demo_spec(tmp_path, tmp_path / "demo"), dry_run=True)  # its own root may be missing
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 

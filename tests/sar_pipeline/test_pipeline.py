@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sar_pipeline.launch import command_prefix
+from sar_pipeline.launch import NoAllocationError, command_prefix
 from sar_pipeline.runner import build_parser, run_pipeline, select_stages, stage_command, stage_environment
 from sar_pipeline.spec import LaunchSettings, PipelineSpec, Stage1Model, Stage2Model, check_spec
 from sar_pipeline.stages import StageBuilder, resume_checkpoint, wandb_id
@@ -136,9 +136,14 @@ def test_invalid_pipelines_are_rejected_with_every_problem(tmp_path: Path) -> No
         assert expected in message
 
 
-def test_missing_data_root_without_a_preparation_is_a_clear_error(tmp_path: Path) -> None:
+def test_missing_data_root_without_a_preparation_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     with pytest.raises(FileNotFoundError, match="data root does not exist"):
-        run_pipeline(make_spec(tmp_path), dry_run=True)
+        run_pipeline(make_spec(tmp_path))
+    run_pipeline(make_spec(tmp_path), dry_run=True)  # a dry run says so and still prints every command
+    out = capsys.readouterr().out
+    assert "dry run: " in out and "data root does not exist" in out and "[submission] (would run)" in out
 
 
 def test_two_stages_with_one_id_are_rejected(tmp_path: Path) -> None:
@@ -167,13 +172,36 @@ def test_slurm_stages_run_through_srun_with_the_allocation_layout(
     # A requeued job keeps its id, so its stages continue the same W&B runs.
     assert wandb_id(spec, "stage2/method") == "slurm4242-stage2-method"
     monkeypatch.delenv("SLURM_NTASKS_PER_NODE")
-    with pytest.raises(RuntimeError, match="SLURM_NTASKS_PER_NODE"):
+    with pytest.raises(NoAllocationError, match="inside a SLURM allocation"):
         command_prefix(spec.launch, distributed=True)
+    assert command_prefix(spec.launch, distributed=True, placeholders=True)[:3] == [
+        "srun", "--nodes=2", "--ntasks-per-node=$SLURM_NTASKS_PER_NODE"
+    ]  # fmt: skip
+
+
+def test_the_slurm_pipeline_dry_runs_anywhere_and_a_real_run_outside_sbatch_fails_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    command = [
+        sys.executable,
+        str(REPO / "cli.py"),
+        "pipeline",
+        f"--config={REPO / 'experiments/dfc2025/pipeline.yaml'}",
+    ]
+    dry = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "srun --nodes=$SLURM_JOB_NUM_NODES" in dry.stdout.replace("'", "")
+    assert "[submission] (would run)" in dry.stdout and not (tmp_path / "runs").exists()
+    real = subprocess.run(
+        [*command, f"--data_root={tmp_path}"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
+    assert real.returncode == 1 and "Traceback" not in real.stderr
+    assert real.stderr.strip().splitlines()[-1].startswith("error: launcher 'slurm' runs inside a SLURM")
 
 
 def test_sbatch_script_requeues_before_the_limit_and_keeps_its_run_folder() -> None:
     script = (REPO / "experiments/slurm/pipeline.sbatch").read_text()
-    assert "#SBATCH --signal=SIGUSR1@90" in script and "#SBATCH --requeue" in script
+    # The warning goes to the batch script (the runner), which passes it on to the running stage.
+    assert "#SBATCH --signal=B:USR1@90" in script and "#SBATCH --requeue" in script
     assert "RUN_DIR=${RUN_DIR:-runs/dfc2025-${SLURM_JOB_ID}}" in script
     assert "--launch.launcher slurm" in script
     directives = dict(
@@ -182,6 +210,8 @@ def test_sbatch_script_requeues_before_the_limit_and_keeps_its_run_folder() -> N
         if line.startswith("#SBATCH --") and "=" in line
     )
     assert directives["ntasks-per-node"] == directives["gpus-per-node"]  # one task per GPU
+    assert "/" not in directives["output"]  # SLURM refuses a log in a folder that does not exist (fresh clone)
+    assert "SAR_LANDCOVER_ACTIVATE" in script
 
 
 def test_pipeline_configs_parse_and_dry_run(tmp_path: Path) -> None:

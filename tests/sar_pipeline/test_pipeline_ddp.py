@@ -68,5 +68,9 @@ def test_fit_and_predict_stages_on_two_processes_match_one_process(tiny_root: Pa
     for name in names:
         for kind in ("labels", "soft"):
             with rasterio.open(single_maps / kind / name) as a, rasterio.open(ddp_maps / kind / name) as b:
-                np.testing.assert_array_equal(a.read(), b.read())
+                if kind == "labels":
+                    np.testing.assert_array_equal(a.read(), b.read())
+                else:  # floor(255 p): a last-bit difference of the two processes' convolutions may cross a step
+                    difference = np.abs(a.read().astype(int) - b.read().astype(int))
+                    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
                 assert a.transform == b.transform
