@@ -29,7 +29,6 @@ def fit(config: str, root: Path, out: Path, *extra: str) -> int:
         *TINY_STAGE_ARGS,
         "--data.init_args.samples_per_epoch=8",  # 4 steps an epoch: the 6 steps cross an epoch boundary
         f"--data.init_args.root={root}",
-        "--data.init_args.demo_data=false",
         "--trainer.logger=false",
         f"--trainer.default_root_dir={out}",
         f"--checkpoint.dirpath={out / 'checkpoints'}",
