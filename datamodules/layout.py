@@ -28,3 +28,9 @@ def label_folder(root: str | os.PathLike, split: str, label_set: str) -> Path:
     if (split_dir / label_set).is_dir():
         return split_dir / label_set
     return split_dir / "labels_pl" / label_set
+
+
+def has_tiles(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` exists and holds at least one ``.tif``/``.tiff`` file (e.g. an optional ``val/labels``)."""
+    folder = Path(folder)
+    return folder.is_dir() and any(p.suffix.lower() in (".tif", ".tiff") for p in folder.iterdir())
