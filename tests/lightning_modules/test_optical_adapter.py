@@ -12,7 +12,7 @@ import torch
 
 from datamodules.optical import OpticalDataModule
 from datamodules.rasters import raster_info, read_label, read_raster
-from datamodules.resolution_alignment import RAASettings
+from datamodules.resolution_alignment import RAASettings, ResolutionAlignment
 from lightning_modules.mean_teacher import AdaptationConfig
 from lightning_modules.networks import NetworkConfig
 from lightning_modules.optical_adapter import OpticalAdapter
@@ -68,9 +68,17 @@ def test_datamodule_yields_source_and_target_together(tiny_root: Path) -> None:
 def test_datamodule_passes_the_raa_settings_to_the_source_pipeline_only(tiny_root: Path) -> None:
     dm = _datamodule(tiny_root, raa=RAASettings(p=0.5, downsample_range=(0.3, 0.6), down_interpolation="area"))
     dm.setup("fit")
-    raa = dm.source_set.augment.before_crop[0]
+    raa = dm.source_set.augment.after_crop[0]  # the reference's order: after the first crop
     assert (raa.p, raa.downsample_range, raa.down_interpolation) == (0.5, (0.3, 0.6), "area")
-    assert dm.target_set.augment.before_crop == ()
+    assert not any(isinstance(step, ResolutionAlignment) for step in dm.source_set.augment.before_crop)
+    assert dm.target_set.augment.before_crop == () and dm.target_set.augment.after_crop == ()
+
+
+def test_raa_before_the_rescale_is_the_first_step_of_the_source_pipeline(tiny_root: Path) -> None:
+    dm = _datamodule(tiny_root, raa=RAASettings(p=0.5, position="before_rescale"))
+    dm.setup("fit")
+    assert isinstance(dm.source_set.augment.before_crop[0], ResolutionAlignment)
+    assert dm.source_set.augment.after_crop == ()
 
 
 def test_teacher_is_frozen_and_outside_the_optimiser() -> None:

@@ -59,10 +59,17 @@ def test_stage2_gets_labels_by_path_and_stage1_weights_by_model_argument(tmp_pat
     spec = make_spec(tmp_path)
     stages = {s.id: s for s in StageBuilder(spec).build()}
     best = tmp_path / "run" / "stage1" / "a" / "checkpoints" / "best-10.ckpt"
+    last = best.with_name("last.ckpt")
     best.parent.mkdir(parents=True)
     best.touch()
+    last.touch()
     method = stages["stage2/method"].settings()
     assert method["data"]["init_args"]["label_set"] == "run-selected"
+    # The end of the fit feeds the next stage (the reference's choice without labelled target val).
+    assert method["model"]["init_args"]["network"]["encoder_weights"] == str(last.resolve())
+    spec.feed_checkpoint = "best"
+    best_fed = StageBuilder(spec).build()
+    method = next(s for s in best_fed if s.id == "stage2/method").settings()
     assert method["model"]["init_args"]["network"]["encoder_weights"] == str(best.resolve())
     assert "ckpt_path" not in method  # a fresh fit: no checkpoint to resume
     assert stages["stage2/baseline"].settings()["data"]["init_args"]["label_set"] == "official"
