@@ -34,6 +34,7 @@ from sar_synthetic.config import SyntheticConfig
 from sar_synthetic.georeference import oem_region_names
 from sar_synthetic.layout_writer import MARKER as DEMO_MARKER
 from sar_synthetic.layout_writer import _partial_folder, _write_all
+from sar_synthetic.tiles import oem_splits, oem_tiles
 
 MARKER = "REPLICA.json"
 TRUTH_DIR = "replica_truth"
@@ -59,9 +60,16 @@ def replica_complete(root: str | os.PathLike) -> bool:
 
 
 def xbd_like_region(settings: SyntheticConfig) -> str | None:
-    """The OpenEarthMap region written without images (the last one; None with fewer than 2 regions)."""
-    names = oem_region_names(settings.oem_regions)
-    return names[-1] if len(names) >= 2 else None
+    """The OpenEarthMap region written without images: the last one whose loss leaves every split a tile with one.
+
+    None when no region can go (a single region, or every split depending on each).
+    """
+    names = [t.name for t in oem_tiles(settings)]
+    splits = oem_splits(settings, names).values()
+    for region in reversed(oem_region_names(settings.oem_regions)[1:]):
+        if all(any(n.rsplit("_", 1)[0] != region for n in split) for split in splits):
+            return region
+    return None
 
 
 def _as_download(partial: Path, settings: SyntheticConfig) -> None:
