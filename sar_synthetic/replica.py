@@ -5,13 +5,14 @@ researcher points the tools at, so the replica has exactly its folders and nothi
 
     OpenEarthMap/<region>/images/<region>_<n>.tif        1024 x 1024 RGB (one region without images:
     OpenEarthMap/<region>/labels/<region>_<n>.tif        the download without xBD lists and labels its
-    OpenEarthMap/{train,val,test}.txt                    xBD tiles but ships no image of them)
+    OpenEarthMap/{train,val,test}.txt                    xBD tiles but ships no image of them; test
+                                                         tiles have no label: those are not public)
     OpenEarthMap-SAR/train/{sar_images,rgb_images,labels}/TrainArea_###.tif   (the last train tile has no RGB)
     OpenEarthMap-SAR/val/sar_images/ValArea_###.tif      SAR only: no val/labels, no val/rgb_images
     OpenEarthMap-SAR/test/sar_images/TestArea_###.tif    SAR only, some with black no-data wedges
     replica_truth/OpenEarthMap-SAR/...                   the clean truth (train/labels, val/labels,
-                                                         val/rgb_images, test/labels), outside the layout,
-                                                         for benchmarks to score against
+                                                         val/rgb_images, test/labels) and the OpenEarthMap
+    replica_truth/OpenEarthMap/<region>/labels/          test labels, outside the layout, for benchmarks
     REPLICA.json                                         the settings; marks the replica complete
 
 Tiles are 1024 x 1024 uint8 (SAR: one band of relative 8-bit amplitude, a rotated UTM grid), small in
@@ -72,6 +73,13 @@ def xbd_like_region(settings: SyntheticConfig) -> str | None:
     return None
 
 
+def _truth_path(partial: Path, oem_name: str) -> Path:
+    """Where the truth of an OpenEarthMap test tile goes: ``replica_truth/OpenEarthMap/<region>/labels/``."""
+    path = partial / TRUTH_DIR / OEM_DIR / oem_name.rsplit("_", 1)[0] / LABELS / oem_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _as_download(partial: Path, settings: SyntheticConfig) -> None:
     """Turn a demo layout into the download's: truth out of the layout, SAR-only val/test, an image-less region."""
     sar, truth = partial / OEM_SAR_DIR, partial / TRUTH_DIR / OEM_SAR_DIR
@@ -82,6 +90,8 @@ def _as_download(partial: Path, settings: SyntheticConfig) -> None:
     region = xbd_like_region(settings)
     if region is not None:
         shutil.rmtree(partial / OEM_DIR / region / "images")
+    for name in (partial / OEM_DIR / "test.txt").read_text().split():  # OpenEarthMap's test labels are not public
+        os.rename(partial / OEM_DIR / name.rsplit("_", 1)[0] / LABELS / name, _truth_path(partial, name))
     (partial / DEMO_MARKER).unlink()
     record = {"settings": asdict(settings), "image_less_region": region, "truth": TRUTH_DIR}
     (partial / MARKER).write_text(json.dumps(record, indent=2) + "\n")
