@@ -133,6 +133,28 @@ def test_a_task_that_predicts_with_its_teacher_still_trains_its_student() -> Non
         torch.testing.assert_close(model(batch["source"]["image"]), model.teacher(batch["source"]["image"]))
 
 
+def test_an_adapted_step_is_the_same_whichever_network_predicts() -> None:
+    # Both losses (source CE and the ClassMix CE) go through the student; the teacher only labels the target.
+    # The teachers are moved away from their students, so a loss computed through the teacher would differ.
+    raw = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    part = {"image": raw, "mask": torch.randint(0, 9, (2, 64, 64))}
+    losses, grads = [], []
+    for predict_with in ("student", "teacher"):
+        torch.manual_seed(0)
+        model = OpticalAdapter(network=SMALL_NET, predict_with=predict_with)
+        model.log = lambda *args, **kwargs: None  # no trainer here: the step's logging is not under test
+        with torch.no_grad():
+            for p in model.teacher.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        batch = model.on_after_batch_transfer({"source": dict(part), "target": dict(part)}, 0)
+        loss = model.training_step(batch, 0)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(model.model.encoder.conv1.weight.grad.clone())
+    torch.testing.assert_close(losses[1], losses[0])
+    torch.testing.assert_close(grads[1], grads[0])
+
+
 def test_checkpoint_round_trip_restores_the_teacher(tmp_path: Path) -> None:
     model = OpticalAdapter(network=SMALL_NET, predict_with="teacher")
     with torch.no_grad():
