@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from sar_studies.fit_output import stage_times
 from sar_studies.processes import run_measured
 from sar_studies.statistics import format_mean_std
 
@@ -43,11 +44,6 @@ def startup_seconds(subcommand: str, repeats: int = 3) -> float:
         subprocess.run([*CLI, subcommand, "--help"], capture_output=True, check=True, cwd=REPO)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def stage_times(output: str) -> dict[str, float]:
-    """``[stage] done in X s`` lines of the runner's log."""
-    return {m[0]: float(m[1]) for m in re.findall(r"^\[([^\]]+)\] done in ([\d.]+) s", output, flags=re.M)}
 
 
 def stage_subcommands(output: str) -> dict[str, str]:

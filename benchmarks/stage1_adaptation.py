@@ -7,7 +7,9 @@ and standard deviation over seeds, then the per-class target IoU of each variant
 ``--data-args`` are passed to ``cli.py make-demo-data`` (e.g. ``"--settings.domain_gap 0"``).
 With ``--jobs N`` N runs train at once, each on one thread. Since the seed noise of short runs can
 exceed the variants' differences, each variant is also compared with the others seed by seed.
-The variant "mean teacher + RAA (area)" (pre-filtered RAA downsampling) runs only when named.
+The variants "mean teacher + RAA (area)" (pre-filtered RAA downsampling) and "mean teacher + RAA
+(before rescale)" (RAA on the whole tile before the rescale and crop; the default is the reference's
+order, after the first crop) run only when named.
 
     python benchmarks/stage1_adaptation.py [--seeds 0 1 2] [--steps 300] [--variants ...] [--jobs 1]
         [--data-args "..."] [extra CLI arguments ...]
@@ -35,6 +37,7 @@ VARIANTS: dict[str, list[str]] = {  # the variant fragments of experiments/varia
     "mean teacher": ["--config", str(REPO / "experiments/variants/no_raa.yaml")],
     "mean teacher + RAA": [],
     "mean teacher + RAA (area)": ["--data.init_args.raa.down_interpolation", "area"],
+    "mean teacher + RAA (before rescale)": ["--data.init_args.raa.position", "before_rescale"],
 }
 DEFAULT_VARIANTS = ["source-only", "mean teacher", "mean teacher + RAA"]
 

@@ -107,9 +107,13 @@ def index_oem_sar(
 def index_oem(root: str | os.PathLike, splits: Sequence[str], with_labels: bool = True) -> list[Tile]:
     """List the OpenEarthMap tiles named in the split files (``train.txt`` etc.).
 
+    A listed tile whose image is missing is skipped with one warning: the OpenEarthMap download
+    ("OpenEarthMap_wo_xBD") lists its xBD tiles in the split files and ships their labels, but not
+    their images (its ``xbd_files.csv`` says how to add them).
+
     Raises:
         DataError: a missing or empty split file, a name in it that is not a plain file name (``..``,
-            a separator), or an image it names that does not exist.
+            a separator), or no labelled tile left.
     """
     oem = Path(root) / OEM_DIR
     tiles: list[Tile] = []
@@ -126,17 +130,26 @@ def index_oem(root: str | os.PathLike, splits: Sequence[str], with_labels: bool 
             except UnsafeNameError as error:
                 raise DataError(split_file, f"lists {error}") from None
         missing_labels: list[str] = []
+        missing_images: list[str] = []
         for name in names:
             region = name.rsplit("_", 1)[0]
             image = oem / region / "images" / name
             if not image.is_file():
-                raise DataError(image, f"listed in {split_file.name} but does not exist")
+                missing_images.append(name)
+                continue
             label = oem / region / "labels" / name
             if with_labels and not label.is_file():
                 missing_labels.append(name)
                 continue
             tiles.append(Tile(name, image, label if with_labels else None, BANDS["rgb"]))
         _warn_skipped(missing_labels, oem / "<region>" / "labels")
+        if missing_images:
+            shown = ", ".join(missing_images[:20]) + (" ..." if len(missing_images) > 20 else "")
+            warnings.warn(
+                f"{split_file}: skipping {len(missing_images)} listed tile(s) whose image is missing from "
+                f"<region>/images (the download without xBD lacks those; see its xbd_files.csv): {shown}",
+                stacklevel=2,
+            )
     if not tiles:
         raise DataError(oem, f"no labelled tile in splits {list(splits)}")
     return tiles

@@ -92,3 +92,9 @@ def pseudo_label_dirs(root: str | os.PathLike, label_set: str) -> tuple[Path, Pa
             repr(label_set), f"pseudo-label set name is taken by the data's own folder {train / where}; choose another"
         )
     return train / PSEUDO_LABELS / label_set, train / PSEUDO_LABELS_SOFT / label_set
+
+
+def has_tiles(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` exists and holds at least one ``.tif``/``.tiff`` file (e.g. an optional ``val/labels``)."""
+    folder = Path(folder)
+    return folder.is_dir() and any(p.suffix.lower() in (".tif", ".tiff") for p in folder.iterdir())

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 DownInterpolation = Literal["linear", "area"]
+RAAPosition = Literal["after_crop", "before_rescale"]
 _CV2_INTERPOLATION = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
 
 
@@ -39,16 +40,22 @@ class RAASettings:
     """Range of the final size relative to the input, u."""
     down_interpolation: DownInterpolation = "linear"
     """``linear`` (reference, aliased) or ``area`` (pre-filtered, like a coarser sensor)."""
+    position: RAAPosition = "after_crop"
+    """Where in the source augmentation it runs: ``after_crop`` (the reference's order: random rescale, crop,
+    flips and rot90, then RAA on the crop and a second random crop back to the crop size) or
+    ``before_rescale`` (on the whole tile, before the random rescale and the crop)."""
 
 
 class ResolutionAlignment:
-    """A ``before_crop`` step of :class:`datamodules.transforms.TrainAugmentation` (source images only).
+    """A step of :class:`datamodules.transforms.TrainAugmentation` (source images only): after its crop
+    (``after_crop``, the reference's order) or before its rescale (``before_crop``), as ``position`` says.
 
     With probability ``p``: downsample the image to ``r`` x its size (``r ~ U(downsample_range)``),
     then resize that to ``u`` x the ORIGINAL size (``u ~ U(upsample_range)``) with bilinear
     interpolation; the label goes straight from its original size to the same final size with
     nearest neighbour (``cv2.INTER_NEAREST_EXACT``, pixel-centre aligned with the bilinear image).
-    The random crop that follows brings both back to the crop size.
+    The random crop that follows (the second crop after the crop, or the augmentation's crop) brings
+    both back to the crop size.
 
     The downsample is bilinear (``cv2.INTER_LINEAR``) by default, as in the reference: at
     r = 0.1..0.35 it samples the image without anti-aliasing, which is what a resampling chain

@@ -6,10 +6,12 @@ import math
 from pathlib import Path
 from typing import Literal
 
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from datamodules.classes import BACKGROUND, PADDING
 from datamodules.datasets import TileDataset, index_oem_sar
+from datamodules.layout import has_tiles, label_folder
 from datamodules.loaders import TileDataModule, tile_loader, tiles_to_predict, training_position
 from datamodules.sar_scaling import SARScaling
 from datamodules.transforms import TrainAugmentation
@@ -31,11 +33,16 @@ class SARDataModule(TileDataModule):
         num_workers: data-loader worker processes.
         scaling: how the SAR tiles' values become 8-bit amplitude (default ``uint8``: the tiles are
             8-bit as OEM-SAR distributes them; anything else stops with an error naming the option).
-        scale_range: random rescale range of the training augmentation.
-        cat_max_ratio: a training crop is redrawn (up to 10 times) while one class covers more than this.
-        val_source: ``val`` (the ``val`` split with its labels) or ``train_holdout`` (the last
+        scale_range: random rescale range of the training augmentation ((1, 1): no rescale).
+        cat_max_ratio: a training crop is redrawn (up to 10 times) while one class covers more than this
+            (1: a plain random crop).
+        flip_rotate: random flips and rot90 of the training crops (the contest baseline has none).
+        val_source: ``val`` (the ``val`` split with its labels), ``train_holdout`` (the last
             ``holdout_fraction`` of train tiles sorted by name, a contiguous block: neighbouring tile
-            numbers share a region, so a block leaks less than a random pick).
+            numbers share a region, so a block leaks less than a random pick; those tiles are not
+            trained on and are scored on their training labels) or ``auto``: ``val`` when the val
+            split's label folder holds tiles, else ``train_holdout``, said in the log (the real
+            download has no val labels).
         holdout_fraction: fraction of train tiles held out when ``val_source`` is ``train_holdout``.
         val_label_set: label folder used to score validation (``official`` = the split's labels).
         samples_per_epoch: crops drawn per training epoch (None: one pass over the tiles).
@@ -57,7 +64,8 @@ class SARDataModule(TileDataModule):
         scaling: SARScaling = SARScaling(),
         scale_range: tuple[float, float] = (0.5, 2.0),
         cat_max_ratio: float = 0.75,
-        val_source: Literal["val", "train_holdout"] = "val",
+        flip_rotate: bool = True,
+        val_source: Literal["auto", "val", "train_holdout"] = "auto",
         holdout_fraction: float = 0.1,
         val_label_set: str = "official",
         samples_per_epoch: int | None = None,
@@ -78,7 +86,7 @@ class SARDataModule(TileDataModule):
         hp = self.hparams
         if stage in ("fit", "validate"):
             train_tiles = index_oem_sar(self.root, "train", "sar", hp.label_set)
-            if hp.val_source == "train_holdout":
+            if self._val_source() == "train_holdout":
                 n_val = max(1, math.ceil(hp.holdout_fraction * len(train_tiles)))
                 if n_val >= len(train_tiles):
                     raise ValueError(f"holdout_fraction {hp.holdout_fraction} leaves no training tile")
@@ -91,7 +99,8 @@ class SARDataModule(TileDataModule):
                 scale_range=tuple(hp.scale_range),
                 cat_max_ratio=hp.cat_max_ratio,
                 ignore_values=(BACKGROUND, PADDING),
-                pad_label=BACKGROUND,
+                pad_label=PADDING,  # the task never learns padding, whatever its loss ignores
+                flip_rotate=hp.flip_rotate,
             )
             self.train_set = TileDataset(train_tiles, augment, scaling=self.scaling)
             self.val_set = TileDataset(val_tiles, split="val", scaling=self.scaling)
@@ -101,6 +110,20 @@ class SARDataModule(TileDataModule):
         if stage == "predict":
             tiles = index_oem_sar(self.root, hp.predict_split, "sar", None)
             self.predict_set = TileDataset(tiles_to_predict(tiles, self.prediction_dirs()[0]), scaling=self.scaling)
+
+    def _val_source(self) -> Literal["val", "train_holdout"]:
+        """``val_source``, with ``auto`` resolved (and said in the log) from whether the val labels exist."""
+        hp = self.hparams
+        if hp.val_source != "auto":
+            return hp.val_source
+        labels = label_folder(self.root, "val", hp.val_label_set)
+        if has_tiles(labels):
+            return "val"
+        rank_zero_info(
+            f"stage 2 validation: {labels} has no tiles; validating on a hold-out of train tiles (the last "
+            f"{hp.holdout_fraction:.0%} by name, not trained on, scored on their {hp.label_set!r} labels)"
+        )
+        return "train_holdout"
 
     def prediction_dirs(self) -> tuple[Path, Path]:
         """Folders ``predict`` writes: hard labels, soft probabilities."""

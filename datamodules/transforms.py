@@ -47,9 +47,11 @@ def capped_random_crop(
 class TrainAugmentation:
     """Geometric training augmentation of an (H, W, C) image and its (H, W) label.
 
-    Steps: random rescale in ``scale_range`` (bilinear image, nearest label), padding to the crop
-    size (image 0, label ``pad_label``), a random crop with the single-class cap, flips and rot90.
-    Extra steps (e.g. the resolution alignment augmentation) run before the crop via ``before_crop``.
+    Steps: ``before_crop`` steps (e.g. photometric distortion), a random rescale in ``scale_range``
+    (bilinear image, nearest label; skipped when the range is (1, 1)), padding to the crop size
+    (image 0, label ``pad_label``), a random crop with the single-class cap, flips and rot90 (unless
+    ``flip_rotate`` is off), then ``after_crop`` steps (the reference runs its resolution alignment
+    augmentation there), each followed by a padding and a plain random crop back to the crop size.
     """
 
     def __init__(
@@ -60,31 +62,33 @@ class TrainAugmentation:
         ignore_values: Sequence[int] = (255,),
         pad_label: int = 255,
         before_crop: Sequence[ImageTransform] = (),
+        after_crop: Sequence[ImageTransform] = (),
+        flip_rotate: bool = True,
         seed: int | None = None,
     ) -> None:
         self.crop_size = crop_size
         self.cat_max_ratio = cat_max_ratio
         self.ignore_values = tuple(ignore_values)
         self.before_crop = tuple(before_crop)
-        self.rescale_and_pad = A.Compose(
-            [
-                A.RandomScale(
-                    scale_limit=(scale_range[0] - 1.0, scale_range[1] - 1.0),
-                    interpolation=cv2.INTER_LINEAR,
-                    mask_interpolation=cv2.INTER_NEAREST,
-                    p=1.0,
-                ),
-                A.PadIfNeeded(
-                    min_height=crop_size,
-                    min_width=crop_size,
-                    position="top_left",
-                    border_mode=cv2.BORDER_CONSTANT,
-                    fill=0,
-                    fill_mask=pad_label,
-                ),
-            ]
+        self.after_crop = tuple(after_crop)
+        pad = A.PadIfNeeded(
+            min_height=crop_size,
+            min_width=crop_size,
+            position="top_left",
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=0,
+            fill_mask=pad_label,
         )
-        self.flip_rotate = A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)])
+        rescale = A.RandomScale(
+            scale_limit=(scale_range[0] - 1.0, scale_range[1] - 1.0),
+            interpolation=cv2.INTER_LINEAR,
+            mask_interpolation=cv2.INTER_NEAREST,
+            p=1.0,
+        )
+        self.rescale_and_pad = A.Compose([pad] if tuple(scale_range) == (1.0, 1.0) else [rescale, pad])
+        self.pad = A.Compose([pad])
+        flips = [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)] if flip_rotate else []
+        self.flip_rotate = A.Compose(flips)
         self.rng = np.random.default_rng(seed)
         self.reseed(seed)
 
@@ -104,7 +108,14 @@ class TrainAugmentation:
             out["image"], out["mask"], self.rng, self.crop_size, self.cat_max_ratio, self.ignore_values
         )
         out = self.flip_rotate(image=np.ascontiguousarray(image), mask=np.ascontiguousarray(label))
-        return out["image"], out["mask"]
+        image, label = out["image"], out["mask"]
+        for step in self.after_crop:
+            image, label = step(image, label, self.rng)
+            out = self.pad(image=image, mask=label)
+            image, label = capped_random_crop(
+                out["image"], out["mask"], self.rng, self.crop_size, 1.0, self.ignore_values
+            )
+        return np.ascontiguousarray(image), np.ascontiguousarray(label)
 
 
 class PhotometricDistortion:

@@ -15,7 +15,7 @@ from datamodules.classes import CLASS_NAMES, PADDING, colourise
 from lightning_modules.input_transform import InputTransform
 from lightning_modules.metrics import LandCoverIoU, format_iou_table
 from lightning_modules.networks import NetworkConfig, build_network, padded_forward
-from lightning_modules.optim import OptimConfig, parameter_groups, warmup_poly_factor
+from lightning_modules.optim import OptimConfig, parameter_groups, schedule_factor
 from sar_inference.checkpoints import RECORD_KEY, CheckpointRecord, TaskKind, checkpoint_record
 from sar_inference.settings import InferenceConfig
 
@@ -113,12 +113,9 @@ class SegmentationTask(L.LightningModule):
         else:
             optimizer = torch.optim.Adam(groups, lr=optim.lr)
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
-        if not math.isfinite(total) or total <= 0:
+        if optim.schedule != "constant" and (not math.isfinite(total) or total <= 0):
             raise ValueError("set trainer.max_steps or trainer.max_epochs: the poly schedule needs a length")
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: warmup_poly_factor(step, optim.warmup_steps, total, optim.poly_power, optim.warmup_ratio),
-        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule_factor(step, optim, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:

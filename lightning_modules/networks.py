@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 Architecture = Literal["Unet", "UPerNet", "Segformer", "DeepLabV3Plus", "FPN"]
+DecoderAttention = Literal["scse"]
 NORM_LAYERS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._BatchNorm,
     nn.GroupNorm,
@@ -33,6 +34,9 @@ class NetworkConfig:
     bn_momentum: float | None = None
     output_stride: int = 32
     """Inputs are padded to a multiple of this before the forward pass."""
+    decoder_attention_type: DecoderAttention | None = None
+    """U-Net only: ``scse`` (spatial and channel squeeze-and-excitation in every decoder block, the contest
+    baseline's) or None."""
 
 
 def padded_forward(network: nn.Module, images: Tensor, stride: int) -> Tensor:
@@ -47,7 +51,13 @@ def padded_forward(network: nn.Module, images: Tensor, stride: int) -> Tensor:
 def build_network(config: NetworkConfig) -> nn.Module:
     """The network a :class:`NetworkConfig` describes (see :func:`build_model`)."""
     return build_model(
-        config.arch, config.encoder, config.in_channels, config.num_classes, config.encoder_weights, config.bn_momentum
+        config.arch,
+        config.encoder,
+        config.in_channels,
+        config.num_classes,
+        config.encoder_weights,
+        config.bn_momentum,
+        config.decoder_attention_type,
     )
 
 
@@ -58,6 +68,7 @@ def build_model(
     num_classes: int = 9,
     encoder_weights: str | None = None,
     bn_momentum: float | None = None,
+    decoder_attention_type: DecoderAttention | None = None,
 ) -> nn.Module:
     """Build a segmentation network returning (N, num_classes, H, W) logits.
 
@@ -71,16 +82,26 @@ def build_model(
             or the path of a local weights file (``.pth``/``.pt``/``.safetensors``) for the encoder.
         bn_momentum: override the momentum of every BatchNorm layer (smp's EfficientNets use 0.01,
             whose running statistics lag far behind in short runs from scratch).
+        decoder_attention_type: ``scse`` attention in the U-Net decoder blocks (Unet only), or None.
+
+    Raises:
+        ValueError: decoder attention asked of an architecture other than Unet.
     """
     import segmentation_models_pytorch as smp  # here, not at the top: --help and loading start ~2 s sooner
 
     local_file = encoder_weights if encoder_weights not in (None, "imagenet") else None
+    extra: dict[str, str] = {}
+    if decoder_attention_type is not None:
+        if arch != "Unet":
+            raise ValueError(f"decoder_attention_type {decoder_attention_type!r} exists for arch Unet only, not {arch}")
+        extra["decoder_attention_type"] = decoder_attention_type
     model = smp.create_model(
         arch,
         encoder_name=encoder,
         encoder_weights=None if local_file else encoder_weights,
         in_channels=in_channels,
         classes=num_classes,
+        **extra,
     )
     if local_file:
         load_encoder_weights(model.encoder, local_file)

@@ -1,4 +1,5 @@
-"""The optimiser settings shared by both stages: AdamW/Adam parameter groups, linear warm-up then poly decay."""
+"""The optimiser settings shared by both stages: AdamW/Adam parameter groups, linear warm-up then poly decay
+(or a constant rate)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from lightning_modules.networks import is_norm_parameter
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser and learning-rate schedule: linear warm-up, then polynomial decay to 0."""
+    """Optimiser and learning-rate schedule: linear warm-up, then polynomial decay to 0 (or a constant rate)."""
 
     optimizer: Literal["adamw", "adam"] = "adamw"
     lr: float = 6e-5
@@ -25,6 +26,15 @@ class OptimConfig:
     warmup_ratio: float = 1e-6
     """Learning-rate factor at step 0 of the warm-up."""
     poly_power: float = 1.0
+    schedule: Literal["warmup_poly", "constant"] = "warmup_poly"
+    """``warmup_poly`` (the reference's) or ``constant`` (the contest baseline's: ``lr`` throughout, no warm-up)."""
+
+
+def schedule_factor(step: int, optim: OptimConfig, total_steps: int) -> float:
+    """Learning-rate factor of ``optim``'s schedule at ``step`` of ``total_steps``."""
+    if optim.schedule == "constant":
+        return 1.0
+    return warmup_poly_factor(step, optim.warmup_steps, total_steps, optim.poly_power, optim.warmup_ratio)
 
 
 def warmup_poly_factor(step: int, warmup_steps: int, total_steps: int, power: float, warmup_ratio: float) -> float:

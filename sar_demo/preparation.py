@@ -17,7 +17,7 @@ from datamodules.output_safety import Output
 from sar_demo.official_labels import official_labels_marker
 from sar_pipeline.preparation import DataPreparation
 from sar_pipeline.spec import Stage1Model, model_problems
-from sar_pipeline.stages import Stage, StageBuilder, checkpoint_or_placeholder
+from sar_pipeline.stages import Stage, StageBuilder
 from sar_synthetic.config import SyntheticConfig
 from sar_synthetic.layout_writer import MARKER as SYNTHETIC_MARKER
 from sar_synthetic.layout_writer import demo_data_complete
@@ -101,7 +101,7 @@ class DemoPreparation(DataPreparation):
             lambda: {
                 "root": str(root),
                 "label_set": label_set,
-                "checkpoint": checkpoint_or_placeholder(fit_folder, f"stage1/{labeller.name}"),
+                "checkpoint": builder.checkpoint_of(fit_folder, f"stage1/{labeller.name}"),
             },
             builder.run / "official_labels",
             writes=[

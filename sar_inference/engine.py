@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 Blend = Literal["mean", "gaussian"]
-Flip = Literal["none", "h", "v"]
-FLIP_DIMS: dict[str, tuple[int, ...]] = {"none": (), "h": (-1,), "v": (-2,)}
+Flip = Literal["none", "h", "v", "hv"]
+FLIP_DIMS: dict[str, tuple[int, ...]] = {"none": (), "h": (-1,), "v": (-2,), "hv": (-2, -1)}
+"""Axes each test-time flip mirrors: left-right, up-down, or both (the contest baseline's fourth view)."""
 
 
 def _check_window(window: int, stride: int) -> None:
@@ -146,6 +147,20 @@ def sliding_window_probs(
         return (prob_sum / weight_sum)[:, :height, :width]
 
 
+def whole_image_probs(model: Callable[[Tensor], Tensor], image: Tensor, num_classes: int) -> Tensor:
+    """Softmax probabilities of a (C, H, W) image in one forward pass, without windows (the contest baseline's way).
+
+    ``model`` must accept the image's size (``SegmentationTask`` pads to its output stride itself).
+    """
+    image = _as_chw(image)
+    with torch.inference_mode():
+        logits = model(image[None])
+    expected = (1, num_classes, *image.shape[-2:])
+    if tuple(logits.shape) != expected:
+        raise ValueError(f"model returned shape {tuple(logits.shape)} for a whole image, expected {expected}")
+    return logits[0].float().softmax(dim=0)
+
+
 def _resize(tensor: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear resize of a (C, H, W) tensor; the identity when the size already matches."""
     if tuple(tensor.shape[-2:]) == size:
@@ -158,7 +173,7 @@ def tta_probs(
     image: Tensor,
     num_classes: int,
     *,
-    window: int,
+    window: int | None,
     stride: int,
     scales: Sequence[float] = (1.0,),
     flips: Sequence[Flip] = ("none",),
@@ -176,10 +191,11 @@ def tta_probs(
         model: window batch -> logits, as for :func:`sliding_window_probs`.
         image: (C, H, W) or (1, C, H, W), already normalised.
         num_classes: number of output channels of ``model``.
-        window: window side in pixels.
-        stride: step between windows in pixels.
+        window: window side in pixels; None predicts each view whole, in one forward pass
+            (:func:`whole_image_probs`).
+        stride: step between windows in pixels (unused without a window).
         scales: resize factors (> 0).
-        flips: ``none``, ``h`` (left-right) or ``v`` (up-down).
+        flips: ``none``, ``h`` (left-right), ``v`` (up-down) or ``hv`` (both).
         batch_size: windows per forward pass.
         blend: window blending, ``mean`` or ``gaussian``.
 
@@ -202,7 +218,10 @@ def tta_probs(
             for flip in flips:
                 dims = FLIP_DIMS[flip]
                 view = scaled.flip(dims) if dims else scaled
-                probs = sliding_window_probs(model, view, num_classes, window, stride, batch_size, blend)
+                if window is None:
+                    probs = whole_image_probs(model, view, num_classes)
+                else:
+                    probs = sliding_window_probs(model, view, num_classes, window, stride, batch_size, blend)
                 probs = probs.flip(dims) if dims else probs
                 total += _resize(probs, (height, width))
     return total / (len(scales) * len(flips))

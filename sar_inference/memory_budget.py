@@ -27,11 +27,14 @@ def available_memory_bytes() -> int:
 def inference_bytes(inference: InferenceConfig, height: int, width: int, num_classes: int, num_models: int) -> int:
     """Estimated peak bytes of predicting an ``height`` x ``width`` image with every model.
 
-    One forward pass holds ``batch_size`` windows of activations; the image holds a few
+    One forward pass holds ``batch_size`` windows of activations (the whole scaled image with
+    ``whole_tile``); the image holds a few
     (C, H, W) float32 buffers, scaled by the largest TTA scale, plus one probability map per model.
     """
-    batch = inference.batch_size * inference.window**2 * 4 * (ACTIVATION_FLOATS_PER_PIXEL + num_classes)
     scale = max(1.0, max(inference.scales))
+    # A whole-tile forward pass holds the activations of the whole (scaled) image at once.
+    pixels = height * width * scale**2 if inference.whole_tile else inference.batch_size * inference.window**2
+    batch = pixels * 4 * (ACTIVATION_FLOATS_PER_PIXEL + num_classes)
     image = height * width * 4 * num_classes * (BLOCK_BUFFERS * scale**2 + num_models)
     return int(batch + image)
 

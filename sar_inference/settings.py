@@ -19,10 +19,13 @@ class InferenceConfig:
     stride: int = 256
     batch_size: int = 4
     """Windows per forward pass."""
+    whole_tile: bool = False
+    """Predict each tile (each TTA view) in one forward pass, without windows (window and stride unused), as
+    the contest baseline does."""
     scales: tuple[float, ...] = (1.0,)
     """Reference: (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)."""
     flips: tuple[Flip, ...] = ("none",)
-    """Reference: ("none", "h", "v")."""
+    """Reference: ("none", "h", "v"); the contest baseline: ("none", "h", "v", "hv")."""
     blend: Blend = "mean"
 
     def probs(self, model: Callable[[Tensor], Tensor], image: Tensor, num_classes: int) -> Tensor:
@@ -31,7 +34,7 @@ class InferenceConfig:
             model,
             image,
             num_classes,
-            window=self.window,
+            window=None if self.whole_tile else self.window,
             stride=self.stride,
             scales=self.scales,
             flips=self.flips,
@@ -50,10 +53,12 @@ class InferenceOverrides:
     """Step between windows."""
     batch_size: int | None = None
     """Windows per forward pass."""
+    whole_tile: bool | None = None
+    """Predict each tile in one forward pass, without windows."""
     scales: tuple[float, ...] | None = None
     """TTA scales (reference [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])."""
     flips: tuple[Flip, ...] | None = None
-    """TTA flips among none, h, v (reference [none, h, v])."""
+    """TTA flips among none, h, v, hv (reference [none, h, v])."""
     blend: Blend | None = None
     """Window blending, mean or gaussian."""
 

@@ -38,7 +38,8 @@ class Tool(NamedTuple):
 
 TOOLS: dict[str, Tool] = {
     "make-demo-data": Tool(
-        "sar_synthetic.layout_writer:generate_demo_data", "write the synthetic OEM + OEM-SAR miniature"
+        "sar_synthetic.profiles:make_demo_data",
+        "write the synthetic OEM + OEM-SAR (the miniature, or a replica of the download)",
     ),
     "select-pseudo-labels": Tool(
         "sar_inference.selection:select_pseudo_labels", "combine pseudo-label sets (agreement, soft ensemble)"

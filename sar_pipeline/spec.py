@@ -20,6 +20,7 @@ from sar_pipeline.preparation import DataPreparation
 
 Selection = Literal["none", "agreement", "soft_ensemble"]
 Launcher = Literal["local", "slurm"]
+CheckpointChoice = Literal["last", "best"]
 
 
 @dataclass
@@ -60,6 +61,30 @@ class Stage2Model:
     labels: str = "pseudo"
     ensemble: bool = True
     init_from: str | None = None
+
+
+@dataclass
+class StageOverride:
+    """Extra LightningCLI config files and arguments for the fit and predict stages of some models.
+
+    They come after each model's own configs and arguments (so they win over them) and before the
+    runner's settings file, e.g. the size overrides that run a GPU recipe on a CPU
+    (``experiments/dfc2025/cpu_smoke.yaml``).
+
+    Attributes:
+        models: whose stages: ``stage1`` or ``stage2`` (every model of that stage), or one model as
+            ``stage1/<name>`` or ``stage2/<name>``.
+        configs: LightningCLI config files (paths relative to the working folder, else to the repository).
+        args: LightningCLI arguments, applied after ``configs``.
+    """
+
+    models: list[str]
+    configs: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
+
+    def applies_to(self, stage: str, name: str) -> bool:
+        """Whether this override applies to model ``name`` of ``stage`` (``stage1`` or ``stage2``)."""
+        return stage in self.models or f"{stage}/{name}" in self.models
 
 
 @dataclass
@@ -133,6 +158,10 @@ class PipelineSpec:
         selection: how the stage-1 pseudo-label sets are combined (``none``: the first model's set).
         selection_models: the stage-1 models whose sets are combined (None: all of them).
         stage2: SAR models; the ``ensemble`` ones make the submission.
+        feed_checkpoint: the checkpoint of a fit that the next stage uses (pseudo-labels, maps,
+            ``init_from``): ``last`` (the end of the fit, as the reference does with the real data,
+            which has no labelled target validation) or ``best`` (best ``val/mIoU``).
+        overrides: extra configs and arguments of some models' stages, after their own (e.g. CPU sizes).
         submission: ensemble weights and no-data masking of the submission.
         launch: local or SLURM launching and the device layout.
         tracking: W&B project and group.
@@ -146,6 +175,8 @@ class PipelineSpec:
     selection: Selection = "none"
     selection_models: list[str] | None = None
     stage2: list[Stage2Model] = field(default_factory=list)
+    feed_checkpoint: CheckpointChoice = "last"
+    overrides: list[StageOverride] = field(default_factory=list)
     submission: SubmissionSettings = field(default_factory=SubmissionSettings)
     launch: LaunchSettings = field(default_factory=LaunchSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
@@ -190,6 +221,14 @@ def check_spec(spec: PipelineSpec) -> None:
         problems.append(f"selection 'agreement' needs exactly 2 stage-1 models, got {len(voters)}")
     if spec.selection == "soft_ensemble" and not voters:
         problems.append("selection 'soft_ensemble' needs stage-1 models")
+    models = {f"stage{n}/{m.name}" for n, stage in ((1, spec.stage1), (2, spec.stage2)) for m in stage}
+    for number, override in enumerate(spec.overrides):
+        unknown = [m for m in override.models if m not in {"stage1", "stage2", *models}]
+        problems += [
+            f"overrides[{number}]: {m!r} is neither stage1, stage2 nor a model (e.g. stage2/<name>)" for m in unknown
+        ]
+        missing = [c for c in override.configs if not resolve_config(c).is_file()]
+        problems += [f"overrides[{number}]: config file {c} does not exist" for c in missing]
     for model in spec.stage2:
         if model.labels == "pseudo" and not spec.stage1:
             problems.append(f"stage2/{model.name}: labels 'pseudo' need at least one stage-1 model")

@@ -4,7 +4,7 @@ Run folder layout (``<run>`` = ``spec.run_dir``)::
 
     <run>/<preparation stage>/   the data preparation's stages, if any (the demo's: data/, and its
                                  official labeller's stage1/<labeller>/, pseudo_labels/<labeller>/, official_labels/)
-    <run>/stage1/<model>/        checkpoints/{best-*,last}.ckpt, config.yaml, wandb/
+    <run>/stage1/<model>/        checkpoints/{best-*,last}.ckpt (later stages use ``feed_checkpoint``), config.yaml
     <run>/pseudo_labels/<model>/ config.yaml, wandb/   (the set itself: OEM-SAR train/labels_pl/<run name>-<model>/)
     <run>/selection/                                   (the set: train/labels_pl/<run name>-selected/)
     <run>/stage2/<model>/        checkpoints/{best-*,last}.ckpt, config.yaml, wandb/
@@ -37,7 +37,7 @@ from datamodules.layout import OEM_SAR_DIR, check_name, label_folder, pseudo_lab
 from datamodules.output_safety import Output
 from lightning_modules.config_bases import resolve_config
 from sar_pipeline.launch import trainer_layout
-from sar_pipeline.spec import PipelineSpec, Stage1Model, Stage2Model
+from sar_pipeline.spec import CheckpointChoice, PipelineSpec, Stage1Model, Stage2Model
 from sar_tracking.artifacts import ArtifactRef
 
 STAGE_KINDS = ("stage1", "pseudo_labels", "selection", "stage2", "maps", "submission", "evaluation")
@@ -167,6 +167,14 @@ def best_checkpoint(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def fed_checkpoint(folder: Path, choice: CheckpointChoice = "best") -> Path | None:
+    """The checkpoint of a fit stage that later stages use: ``last.ckpt`` (``last``) or the best one."""
+    if choice == "last":
+        last = folder / "checkpoints" / "last.ckpt"
+        return last if last.is_file() else None
+    return best_checkpoint(folder)
+
+
 def resume_checkpoint(folder: Path) -> Path | None:
     """Newest of ``last.ckpt`` and Lightning's SLURM ``hpc_ckpt_*.ckpt`` of an unfinished fit."""
     candidates = [folder / "checkpoints" / "last.ckpt", *folder.glob("hpc_ckpt_*.ckpt")]
@@ -174,10 +182,10 @@ def resume_checkpoint(folder: Path) -> Path | None:
     return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
 
 
-def checkpoint_or_placeholder(folder: Path, stage_id: str) -> str:
-    """The best checkpoint of a fit stage's folder, or a placeholder naming it (a dry run, before the fit)."""
-    path = best_checkpoint(folder)
-    return str(path) if path else f"<best checkpoint of {stage_id}>"
+def checkpoint_or_placeholder(folder: Path, stage_id: str, choice: CheckpointChoice = "best") -> str:
+    """The ``choice`` checkpoint of a fit stage's folder, or a placeholder naming it (a dry run, before the fit)."""
+    path = fed_checkpoint(folder, choice)
+    return str(path) if path else f"<{choice} checkpoint of {stage_id}>"
 
 
 def _class(class_path: str, **init_args: object) -> Settings:
@@ -224,7 +232,12 @@ class StageBuilder:
 
     def _model_ref(self, stage: str, model: str) -> ArtifactRef:
         folder = self.run / stage / model
-        return ArtifactRef(f"{stage}-{model}-{self.name}", "model", str(best_checkpoint(folder) or folder))
+        path = fed_checkpoint(folder, self.spec.feed_checkpoint) or folder
+        return ArtifactRef(f"{stage}-{model}-{self.name}", "model", str(path))
+
+    def checkpoint_of(self, folder: Path, stage_id: str) -> str:
+        """The checkpoint of a fit that the next stage uses (``feed_checkpoint``), or a placeholder before the fit."""
+        return checkpoint_or_placeholder(folder, stage_id, self.spec.feed_checkpoint)
 
     def labels_of(self, model: Stage2Model) -> str:
         """Label set a stage-2 model trains on."""
@@ -233,6 +246,15 @@ class StageBuilder:
     def model_configs(self, model: Stage1Model | Stage2Model) -> list[str]:
         """A model's LightningCLI config files, as absolute paths."""
         return [str(resolve_config(c).resolve()) for c in model.configs]
+
+    def model_args(self, stage: str, model: Stage1Model | Stage2Model) -> list[str]:
+        """A model's own arguments, then those of the pipeline's overrides that apply to it (in their order)."""
+        words = list(model.args)
+        for override in self.spec.overrides:
+            if override.applies_to(stage, model.name):
+                words += [f"--config={resolve_config(c).resolve()}" for c in override.configs]
+                words += override.args
+        return words
 
     # --- shared settings blocks -------------------------------------------------------------------
     def lightning_settings(self, stage_id: str, folder: Path, data: Settings | None = None) -> Settings:
@@ -292,11 +314,11 @@ class StageBuilder:
         fit_id, predict_id = f"stage1/{model.name}", f"pseudo_labels/{model.name}"
         produced = ArtifactRef(f"stage1-{model.name}-{self.name}", "model")
         pseudo = self.set_name(model.name)
-        configs = self.model_configs(model)
+        configs, args = self.model_configs(model), self.model_args("stage1", model)
 
         def predict_settings() -> Settings:
             lineage = _lineage(self.set_ref(pseudo), [self._model_ref("stage1", model.name)])
-            checkpoint = checkpoint_or_placeholder(fit_folder, fit_id)
+            checkpoint = self.checkpoint_of(fit_folder, fit_id)
             return self.predict_settings(predict_id, predict_folder, lineage, checkpoint, {"pseudo_label_set": pseudo})
 
         return [
@@ -307,7 +329,7 @@ class StageBuilder:
                 lambda: self.fit_settings(fit_id, fit_folder, _lineage(produced, [])),
                 fit_folder,
                 configs,
-                model.args,
+                args,
                 distributed=True,
                 outputs=[fit_folder / "checkpoints" / "last.ckpt"],
             ),
@@ -318,7 +340,7 @@ class StageBuilder:
                 predict_settings,
                 predict_folder,
                 configs,
-                model.args,
+                args,
                 distributed=True,
                 outputs=[self.set_folder(pseudo)],
                 writes=self.new_set(pseudo, f"the pseudo-label set of {predict_id}"),
@@ -346,13 +368,13 @@ class StageBuilder:
         fit_folder, maps_folder = self.run / "stage2" / model.name, self.run / "maps" / model.name
         fit_id, maps_id = f"stage2/{model.name}", f"maps/{model.name}"
         labels = self.labels_of(model)
-        configs = self.model_configs(model)
+        configs, args = self.model_configs(model), self.model_args("stage2", model)
 
         def fit_settings() -> Settings:
             uses, network = [self.set_ref(labels)], None
             if model.init_from:
                 folder = self.run / "stage1" / model.init_from
-                network = {"network": {"encoder_weights": checkpoint_or_placeholder(folder, "stage1")}}
+                network = {"network": {"encoder_weights": self.checkpoint_of(folder, f"stage1/{model.init_from}")}}
                 uses.append(self._model_ref("stage1", model.init_from))
             lineage = _lineage(ArtifactRef(f"stage2-{model.name}-{self.name}", "model"), uses)
             return self.fit_settings(fit_id, fit_folder, lineage, {"label_set": labels}, network)
@@ -362,7 +384,7 @@ class StageBuilder:
                 ArtifactRef(f"maps-{model.name}-{self.name}", "maps", str(maps_folder / "labels")),
                 [self._model_ref("stage2", model.name)],
             )
-            checkpoint = checkpoint_or_placeholder(fit_folder, fit_id)
+            checkpoint = self.checkpoint_of(fit_folder, fit_id)
             return self.predict_settings(
                 maps_id, maps_folder, lineage, checkpoint, {"prediction_dir": str(maps_folder)}
             )
@@ -375,7 +397,7 @@ class StageBuilder:
                 fit_settings,
                 fit_folder,
                 configs,
-                model.args,
+                args,
                 distributed=True,
                 outputs=[fit_folder / "checkpoints" / "last.ckpt"],
             ),
@@ -386,7 +408,7 @@ class StageBuilder:
                 maps_settings,
                 maps_folder,
                 configs,
-                model.args,
+                args,
                 distributed=True,
                 outputs=[maps_folder / "labels", maps_folder / "soft"],
                 writes=[Output(maps_folder / sub, "folder", f"the maps of {maps_id}") for sub in ("labels", "soft")],

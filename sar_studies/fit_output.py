@@ -1,10 +1,15 @@
-"""Scores read back from the printed output of fits and of the stage-1 benchmark."""
+"""Scores and times read back from the printed output of fits, of the pipeline runner and of the stage-1 benchmark."""
 
 from __future__ import annotations
 
 import ast
 import re
 from pathlib import Path
+
+
+def stage_times(output: str) -> dict[str, float]:
+    """Seconds of each stage from the ``[stage] done in X s`` lines of the pipeline runner's output."""
+    return {m[0]: float(m[1]) for m in re.findall(r"^\[([^\]]+)\] done in ([\d.]+) s", output, flags=re.M)}
 
 
 def final_scores(stdout: str) -> dict[str, float]:

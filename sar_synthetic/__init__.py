@@ -26,8 +26,9 @@ water in real data); no-data wedges are solid, straight-edged, cut at a corner, 
 
 Modules, one job each: ``config`` (SyntheticConfig), ``tiles`` (which tiles exist, their names,
 splits and random streams), ``scene`` (layouts), ``optical`` and ``sar`` (rendering),
-``label_noise``, ``georeference``, ``arrays`` and ``class_values`` (shared helpers) and
-``layout_writer`` (the data root).
+``label_noise``, ``georeference``, ``arrays`` and ``class_values`` (shared helpers),
+``layout_writer`` (the demo's data root), ``replica`` (the same tiles in the real download's layout
+and tile size) and ``profiles`` (``make-demo-data --profile``: which of the two).
 
 Measured with the default config (``python benchmarks/synthetic_data_check.py``, seeds 0 and 1, on a
 2-core machine shared with two training runs): generation 9-13 s. Class shares of the truth:

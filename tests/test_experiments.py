@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from jsonargparse import auto_cli
 from torch import nn
 
 from lightning_modules.lightning_cli import run_lightning_cli
+from lightning_modules.losses import LossConfig, build_loss
 from lightning_modules.networks import NetworkConfig, build_model
+from lightning_modules.optim import OptimConfig, parameter_groups, schedule_factor
 from sar_landcover.commands import tool
 from sar_pipeline.runner import build_parser
 from sar_pipeline.spec import PipelineSpec
@@ -33,7 +36,9 @@ EXPERIMENTS = REPO / "experiments"
 YAML_FILES = sorted(EXPERIMENTS.rglob("*.yaml"))
 FRAGMENTS = [p for p in YAML_FILES if p.parent.name in ("base", "variants")]
 PIPELINES = [p for p in YAML_FILES if {"stage1", "stage2"} & set(yaml.safe_load(p.read_text()) or {})]
-LIGHTNING_CONFIGS = [p for p in YAML_FILES if p not in FRAGMENTS and p not in PIPELINES]
+PIPELINE_FRAGMENTS = [p for p in YAML_FILES if "overrides" in (yaml.safe_load(p.read_text()) or {})]
+"""Pipeline files given after a pipeline (``--config PIPELINE --config FRAGMENT``), e.g. the CPU sizes."""
+LIGHTNING_CONFIGS = [p for p in YAML_FILES if p not in FRAGMENTS + PIPELINES + PIPELINE_FRAGMENTS]
 FRAGMENT_STAGE = {"source_only.yaml": "demo_stage1.yaml", "no_raa.yaml": "demo_stage1.yaml"}
 """The experiment a variant fragment applies to (default: the stage-2 demo)."""
 
@@ -128,11 +133,23 @@ def pipeline_stages(pipeline: Path, tmp_path: Path, *extra: str) -> tuple[Pipeli
     return spec, StageBuilder(spec).build()
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES, ids=relative)
-def test_every_stage_config_of_every_pipeline_parses_as_it_would_run(pipeline: Path, tmp_path: Path) -> None:
+PIPELINE_RUNS = [(p, None) for p in PIPELINES] + [
+    (EXPERIMENTS / "dfc2025/pipeline.yaml", f) for f in PIPELINE_FRAGMENTS
+]
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "fragment"),
+    PIPELINE_RUNS,
+    ids=[relative(p) + (f" + {relative(f)}" if f else "") for p, f in PIPELINE_RUNS],
+)
+def test_every_stage_config_of_every_pipeline_parses_as_it_would_run(
+    pipeline: Path, fragment: Path | None, tmp_path: Path
+) -> None:
     # Every optional submission setting too, so that the submit stage's settings meet submit's options.
     submission = ["--submission.class_weights=[0, 1, 1, 1, 1, 1, 1, 1, 1]", "--submission.nodata.min_area=5000"]
-    spec, stages = pipeline_stages(pipeline, tmp_path, *submission)
+    composed = [f"--config={fragment}"] if fragment else []
+    spec, stages = pipeline_stages(pipeline, tmp_path, *composed, *submission)
     for stage in stages:
         settings = stage.write_settings()
         if stage.distributed:
@@ -181,3 +198,70 @@ def test_the_multi_gpu_recipes_normalise_batches_over_every_gpu(stage: str) -> N
     """With 2 crops per GPU, per-GPU BatchNorm statistics are noisy: both stages of the recipe sync them."""
     trainer = print_config(["fit", f"--config={EXPERIMENTS / 'dfc2025' / stage}"])["trainer"]
     assert trainer["strategy"] == "ddp" and trainer["sync_batchnorm"] is True
+
+
+OFFICIAL_BASELINE = {
+    ("model", "init_args", "network", "arch"): "Unet",
+    ("model", "init_args", "network", "encoder"): "efficientnet-b4",
+    ("model", "init_args", "network", "decoder_attention_type"): "scse",
+    ("model", "init_args", "network", "in_channels"): 1,
+    ("model", "init_args", "network", "num_classes"): 9,
+    ("model", "init_args", "input", "normalisation"): "divide_255",
+    ("model", "init_args", "optim", "optimizer"): "adam",
+    ("model", "init_args", "optim", "lr"): 0.0001,
+    ("model", "init_args", "optim", "schedule"): "constant",
+    ("model", "init_args", "loss", "ce_weight"): 1.0,
+    ("model", "init_args", "loss", "sce_weight"): 0.0,
+    ("model", "init_args", "loss", "lovasz_weight"): 0.0,
+    ("model", "init_args", "inference", "whole_tile"): True,
+    ("model", "init_args", "inference", "scales"): [1.0],
+    ("model", "init_args", "inference", "flips"): ["none", "h", "v", "hv"],
+    ("data", "init_args", "crop_size"): 512,
+    ("data", "init_args", "scale_range"): [1.0, 1.0],
+    ("data", "init_args", "cat_max_ratio"): 1.0,
+    ("data", "init_args", "flip_rotate"): False,
+    ("trainer", "precision"): "32-true",
+}
+"""The official baseline's recipe as resolved config values (its repository's train.py and test.py)."""
+
+
+def test_the_official_baseline_arm_of_the_dfc2025_pipeline_is_the_contest_recipe(tmp_path: Path) -> None:
+    _, stages = pipeline_stages(EXPERIMENTS / "dfc2025/pipeline.yaml", tmp_path)
+    stage = next(s for s in stages if s.id == "stage2/official_baseline")
+    stage.write_settings()
+    resolved = print_config([stage.subcommand, *stage.arguments()])
+    assert {path: at(resolved, path) for path in OFFICIAL_BASELINE} == OFFICIAL_BASELINE
+    assert at(resolved, ("model", "init_args", "network", "encoder_weights")) == "imagenet"  # the recipe's start
+    init = resolved["model"]["init_args"]
+    assert resolved["data"]["init_args"]["batch_size"] * resolved["trainer"]["devices"] == 8
+    assert resolved["data"]["init_args"]["label_set"] == "official"
+    # What those values do: no weight decay in any parameter group, the same rate at every step,
+    # class 0 in the loss (only padding, 255, carries no supervision).
+    optim = OptimConfig(**init["optim"])
+    network = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
+    assert {g["weight_decay"] for g in parameter_groups(network, optim)} == {0.0}
+    assert {schedule_factor(step, optim, 80000) for step in (0, 1, 1500, 40000, 79999)} == {1.0}
+    loss = build_loss(LossConfig(**init["loss"]))
+    logits = torch.zeros(1, 9, 2, 2, requires_grad=True)
+    total, _ = loss(logits, torch.tensor([[[0, 0], [255, 255]]]))
+    total.backward()
+    assert logits.grad[0, :, 0].abs().sum() > 0 and logits.grad[0, :, 1].abs().sum() == 0
+
+
+def test_the_demo_compares_the_method_with_the_official_baseline(tmp_path: Path) -> None:
+    _, stages = pipeline_stages(EXPERIMENTS / "demo.yaml", tmp_path)
+    stage = next(s for s in stages if s.id == "stage2/baseline")
+    stage.write_settings()
+    resolved = print_config([stage.subcommand, *stage.arguments()])
+    # The demo's budget (its docstring): 256 px tiles, 200 steps from scratch on a CPU, a smaller EfficientNet.
+    sizes = {
+        ("data", "init_args", "crop_size"),
+        ("model", "init_args", "optim", "lr"),
+        ("model", "init_args", "network", "encoder"),
+    }
+    assert {p: at(resolved, p) for p in OFFICIAL_BASELINE if p not in sizes} == {
+        p: v for p, v in OFFICIAL_BASELINE.items() if p not in sizes
+    }
+    assert resolved["model"]["init_args"]["network"]["encoder"].startswith("efficientnet-")
+    # smp's EfficientNet BatchNorm momentum (0.01) lags in a short run from scratch: the demo raises it.
+    assert resolved["model"]["init_args"]["network"]["bn_momentum"] >= 0.1

@@ -70,3 +70,32 @@ def test_augmentation_is_reproducible_after_reseed() -> None:
     second = [augment(image, label)[0] for _ in range(3)]
     for a, b in zip(first, second, strict=False):
         np.testing.assert_array_equal(a, b)
+
+
+def test_without_rescale_flips_or_class_cap_a_crop_is_a_window_of_the_tile() -> None:
+    """The contest baseline's augmentation: pad + random crop, nothing else."""
+    image = np.arange(64 * 64, dtype=np.int64).reshape(64, 64, 1).astype(np.float32)  # every pixel unique
+    label = np.zeros((64, 64), np.uint8)
+    augment = TrainAugmentation(24, scale_range=(1.0, 1.0), cat_max_ratio=1.0, flip_rotate=False, seed=0)
+    for _ in range(10):
+        crop, _ = augment(image, label)
+        top, left = divmod(int(crop[0, 0, 0]), 64)
+        np.testing.assert_array_equal(crop, image[top : top + 24, left : left + 24])
+
+
+def test_steps_after_the_crop_see_the_crop_and_are_cropped_back() -> None:
+    """The reference runs RAA after the first crop; its enlarged output is cropped back to the crop size."""
+    seen: list[tuple[int, ...]] = []
+
+    def enlarge(image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(image.shape)
+        return image.repeat(2, 0).repeat(2, 1), label.repeat(2, 0).repeat(2, 1)
+
+    label = _striped_label(80)
+    image = np.random.default_rng(0).integers(0, 255, (80, 80, 1), np.uint8)
+    augment = TrainAugmentation(32, after_crop=[enlarge], seed=1)
+    out_image, out_label = augment(image, label)
+    assert seen == [(32, 32, 1)]
+    assert out_image.shape == (32, 32, 1) and out_label.shape == (32, 32)
+    # Every 2 x 2 block of the enlarged crop is one source pixel: the output is made of such blocks.
+    assert (out_image[:, :, 0] == np.roll(out_image[:, :, 0], -1, 0)).mean() >= 0.45

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from torch import nn
@@ -97,3 +98,27 @@ def test_sar_segmenter_checkpoint_loads_with_its_settings(tmp_path: Path) -> Non
     restored = SARSegmenter.load_from_checkpoint(tmp_path / "sar.ckpt")
     assert restored.loss_config == LossConfig(ce_weight=1.0, sce_beta=3.0)
     torch.testing.assert_close(restored.model.encoder.conv1.weight, task.model.encoder.conv1.weight)
+
+
+def test_scse_decoder_attention_is_built_into_every_unet_decoder_block() -> None:
+    plain = build_model("Unet", "resnet18", 1, 9)
+    scse = build_model("Unet", "resnet18", 1, 9, decoder_attention_type="scse")
+    assert not [m for m in plain.modules() if type(m).__name__ == "SCSEModule"]
+    attention = [m for m in scse.modules() if type(m).__name__ == "SCSEModule"]
+    assert len(attention) == 2 * len(scse.decoder.blocks)  # before and after each block's convolutions
+    assert scse(torch.rand(1, 1, 64, 64)).shape == (1, 9, 64, 64)
+    with pytest.raises(ValueError, match="Unet only"):
+        build_model("FPN", "resnet18", 1, 9, decoder_attention_type="scse")
+
+
+def test_a_constant_schedule_keeps_the_rate_through_a_fit() -> None:
+    model = SARSegmenter(network=NetworkConfig(), optim=OptimConfig(optimizer="adam", lr=1e-4, schedule="constant"))
+    model.trainer = L.Trainer(max_steps=100, logger=False)
+    config = model.configure_optimizers()
+    optimiser, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(5):
+        optimiser.step()
+        schedule.step()
+        rates.append({g["lr"] for g in optimiser.param_groups})
+    assert rates == [{1e-4 * 10.0, 1e-4}] * 5  # head x10 by default; constant over steps

@@ -12,7 +12,7 @@ import torch
 
 from datamodules.optical import OpticalDataModule
 from datamodules.rasters import raster_info, read_label, read_raster
-from datamodules.resolution_alignment import RAASettings
+from datamodules.resolution_alignment import RAASettings, ResolutionAlignment
 from lightning_modules.mean_teacher import AdaptationConfig
 from lightning_modules.networks import NetworkConfig
 from lightning_modules.optical_adapter import OpticalAdapter
@@ -68,9 +68,17 @@ def test_datamodule_yields_source_and_target_together(tiny_root: Path) -> None:
 def test_datamodule_passes_the_raa_settings_to_the_source_pipeline_only(tiny_root: Path) -> None:
     dm = _datamodule(tiny_root, raa=RAASettings(p=0.5, downsample_range=(0.3, 0.6), down_interpolation="area"))
     dm.setup("fit")
-    raa = dm.source_set.augment.before_crop[0]
+    raa = dm.source_set.augment.after_crop[0]  # the reference's order: after the first crop
     assert (raa.p, raa.downsample_range, raa.down_interpolation) == (0.5, (0.3, 0.6), "area")
-    assert dm.target_set.augment.before_crop == ()
+    assert not any(isinstance(step, ResolutionAlignment) for step in dm.source_set.augment.before_crop)
+    assert dm.target_set.augment.before_crop == () and dm.target_set.augment.after_crop == ()
+
+
+def test_raa_before_the_rescale_is_the_first_step_of_the_source_pipeline(tiny_root: Path) -> None:
+    dm = _datamodule(tiny_root, raa=RAASettings(p=0.5, position="before_rescale"))
+    dm.setup("fit")
+    assert isinstance(dm.source_set.augment.before_crop[0], ResolutionAlignment)
+    assert dm.source_set.augment.after_crop == ()
 
 
 def test_teacher_is_frozen_and_outside_the_optimiser() -> None:
@@ -123,6 +131,28 @@ def test_a_task_that_predicts_with_its_teacher_still_trains_its_student() -> Non
     assert all(p.grad is None for p in model.teacher.parameters())
     with torch.no_grad():  # predict uses the teacher
         torch.testing.assert_close(model(batch["source"]["image"]), model.teacher(batch["source"]["image"]))
+
+
+def test_an_adapted_step_is_the_same_whichever_network_predicts() -> None:
+    # Both losses (source CE and the ClassMix CE) go through the student; the teacher only labels the target.
+    # The teachers are moved away from their students, so a loss computed through the teacher would differ.
+    raw = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    part = {"image": raw, "mask": torch.randint(0, 9, (2, 64, 64))}
+    losses, grads = [], []
+    for predict_with in ("student", "teacher"):
+        torch.manual_seed(0)
+        model = OpticalAdapter(network=SMALL_NET, predict_with=predict_with)
+        model.log = lambda *args, **kwargs: None  # no trainer here: the step's logging is not under test
+        with torch.no_grad():
+            for p in model.teacher.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        batch = model.on_after_batch_transfer({"source": dict(part), "target": dict(part)}, 0)
+        loss = model.training_step(batch, 0)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(model.model.encoder.conv1.weight.grad.clone())
+    torch.testing.assert_close(losses[1], losses[0])
+    torch.testing.assert_close(grads[1], grads[0])
 
 
 def test_checkpoint_round_trip_restores_the_teacher(tmp_path: Path) -> None:

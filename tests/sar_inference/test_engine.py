@@ -211,3 +211,17 @@ def test_other_invalid_arguments_raise(pointwise: nn.Module) -> None:
         ensemble_probs([torch.zeros(3, 2, 2)], class_weights=[1.0])
     with pytest.raises(ValueError, match="shape"):
         agreement(torch.zeros(2, 2), torch.zeros(2, 3))
+
+
+def test_whole_tile_views_equal_one_forward_pass_of_each_flipped_view() -> None:
+    torch.manual_seed(0)
+    model = nn.Conv2d(2, NUM_CLASSES, kernel_size=3, padding=1).eval()  # not flip-equivariant
+    image = torch.randn(2, 20, 28)
+    probs = tta_probs(model, image, NUM_CLASSES, window=None, stride=1, flips=("none", "h", "v", "hv"))
+    views = [(), (-1,), (-2,), (-2, -1)]
+    expected = sum(whole_image_probs(model, image.flip(d)).flip(d) for d in views) / 4
+    torch.testing.assert_close(probs, expected)
+    # "hv" is its own view: both axes at once, not h or v alone.
+    both = tta_probs(model, image, NUM_CLASSES, window=None, stride=1, flips=("hv",))
+    torch.testing.assert_close(both, whole_image_probs(model, image.flip(-2, -1)).flip(-2, -1))
+    assert not torch.allclose(both, tta_probs(model, image, NUM_CLASSES, window=None, stride=1, flips=("h",)))

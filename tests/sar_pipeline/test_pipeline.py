@@ -11,7 +11,7 @@ import pytest
 
 from sar_pipeline.launch import NoAllocationError, command_prefix
 from sar_pipeline.runner import build_parser, run_pipeline, select_stages, stage_command, stage_environment
-from sar_pipeline.spec import LaunchSettings, PipelineSpec, Stage1Model, Stage2Model, check_spec
+from sar_pipeline.spec import LaunchSettings, PipelineSpec, Stage1Model, Stage2Model, StageOverride, check_spec
 from sar_pipeline.stages import StageBuilder, resume_checkpoint, wandb_id
 from tests.helpers.cli import REPO
 
@@ -59,10 +59,17 @@ def test_stage2_gets_labels_by_path_and_stage1_weights_by_model_argument(tmp_pat
     spec = make_spec(tmp_path)
     stages = {s.id: s for s in StageBuilder(spec).build()}
     best = tmp_path / "run" / "stage1" / "a" / "checkpoints" / "best-10.ckpt"
+    last = best.with_name("last.ckpt")
     best.parent.mkdir(parents=True)
     best.touch()
+    last.touch()
     method = stages["stage2/method"].settings()
     assert method["data"]["init_args"]["label_set"] == "run-selected"
+    # The end of the fit feeds the next stage (the reference's choice without labelled target val).
+    assert method["model"]["init_args"]["network"]["encoder_weights"] == str(last.resolve())
+    spec.feed_checkpoint = "best"
+    best_fed = StageBuilder(spec).build()
+    method = next(s for s in best_fed if s.id == "stage2/method").settings()
     assert method["model"]["init_args"]["network"]["encoder_weights"] == str(best.resolve())
     assert "ckpt_path" not in method  # a fresh fit: no checkpoint to resume
     assert stages["stage2/baseline"].settings()["data"]["init_args"]["label_set"] == "official"
@@ -242,3 +249,35 @@ def test_a_failed_stage_reports_its_one_line_error(tmp_path: Path) -> None:
     code, error = runner._run_logged([sys.executable, "-c", script], dict(os.environ), tmp_path / "stage.log")
     assert (code, error) == (1, "data/x.tif: has 3 band(s)")
     assert "error: data/x.tif" in (tmp_path / "stage.log").read_text()  # the log keeps the whole output
+
+
+def test_overrides_come_after_each_chosen_model_s_own_arguments_and_before_the_settings(tmp_path: Path) -> None:
+    sizes = tmp_path / "sizes.yaml"
+    sizes.write_text("trainer: {max_steps: 4}\n")
+    overrides = [
+        StageOverride(["stage1", "stage2"], configs=[str(sizes)], args=["--trainer.max_steps=5"]),
+        StageOverride(["stage2/method"], args=["--model.init_args.network.encoder=resnet34"]),
+    ]
+    spec = make_spec(tmp_path, overrides=overrides)
+    spec.stage2[0].args = ["--trainer.max_steps=200"]
+    stages = {s.id: s for s in StageBuilder(spec).build()}
+    words = stages["stage2/method"].arguments()
+    assert words[1:] == [
+        "--trainer.max_steps=200",
+        f"--config={sizes.resolve()}",
+        "--trainer.max_steps=5",
+        "--model.init_args.network.encoder=resnet34",
+        f"--config={stages['stage2/method'].settings_file}",
+    ]
+    assert stages["maps/method"].args == stages["stage2/method"].args  # its predict stage builds the same network
+    assert "--model.init_args.network.encoder=resnet34" not in stages["stage2/baseline"].args
+    assert "--trainer.max_steps=5" in stages["pseudo_labels/a"].args
+
+
+def test_overrides_naming_no_model_or_a_missing_config_are_rejected(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, overrides=[StageOverride(["stage2/nosuch", "stage3"], configs=["nope.yaml"])])
+    with pytest.raises(ValueError, match="invalid pipeline") as error:
+        check_spec(spec)
+    message = str(error.value)
+    assert "'stage2/nosuch' is neither" in message and "'stage3' is neither" in message
+    assert "config file nope.yaml does not exist" in message
