@@ -8,14 +8,18 @@ maps') probabilities are combined with :func:`~sar_inference.engine.ensemble_pro
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from torch import Tensor
 
 from sar_inference.checkpoints import LoadedModel, load_model
 from sar_inference.engine import ensemble_probs, probs_to_label, soft_to_uint8
+from sar_inference.runtimes import RuntimeSettings
 from sar_inference.settings import InferenceConfig, InferenceOverrides
 
 
@@ -116,18 +120,39 @@ class TaskPredictor:
         return self.models[0].record.input.training_gsd
 
     def probs(self, raw: np.ndarray) -> list[Tensor]:
-        """(C, H, W) float32 probabilities of each model for a (1, H, W) raw 8-bit array."""
-        return [model.probs(raw, self.inference) for model in self.models]
+        """(C, H, W) float32 probabilities of each model for a (1, H, W) raw 8-bit array, on the CPU."""
+        return [model.probs(raw, self.inference).cpu() for model in self.models]
+
+
+def load_sar_model(path: str | os.PathLike, runtime: RuntimeSettings = RuntimeSettings()) -> LoadedModel:
+    """A SAR checkpoint (or a model exported to ``.onnx``) ready to run as ``runtime`` says.
+
+    Raises:
+        DataError: the file is missing, unreadable, or not a SAR model (see :func:`load_model`).
+        ValueError: an impossible runtime (see :meth:`RuntimeSettings.resolve`).
+    """
+    if Path(path).suffix == ".onnx":
+        from sar_inference.export import load_onnx_model
+
+        return load_onnx_model(path, kind="sar").on_runtime(dataclasses.replace(runtime, runtime="onnxruntime"))
+    return load_model(path, kind="sar").on_runtime(runtime)
 
 
 def load_predictor(
-    ckpt_path: str | Sequence[str], inference: InferenceOverrides = InferenceOverrides()
+    ckpt_path: str | Sequence[str],
+    inference: InferenceOverrides = InferenceOverrides(),
+    runtime: RuntimeSettings = RuntimeSettings(),
 ) -> TaskPredictor:
     """Load SAR checkpoints into a predictor; ``inference`` overrides the first one's settings.
+
+    Args:
+        ckpt_path: one checkpoint (or exported ``.onnx`` model), or several for an ensemble.
+        inference: sliding window and TTA overrides; None fields keep the first model's.
+        runtime: where and how the networks run (default: ONNX Runtime on the CPU when installed).
 
     Raises:
         DataError: a checkpoint is missing, unreadable, or not a SAR model (see :func:`load_model`).
     """
     paths = [ckpt_path] if isinstance(ckpt_path, str) else list(ckpt_path)
-    models = [load_model(p, kind="sar") for p in paths]
+    models = [load_sar_model(p, runtime) for p in paths]
     return TaskPredictor(models, inference.apply(models[0].record.inference))

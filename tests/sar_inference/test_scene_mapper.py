@@ -99,7 +99,8 @@ def test_map_of_the_umbra_sample_keeps_its_georeferencing_exactly(tmp_path: Path
     with rasterio.open(preview) as png:
         # two panels of 200 x 173 (the longer side is the width), a gap and the legend strip below
         assert png.width == 2 * 200 + 8 and png.height > round(200 * 520 / 600)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sar.ckpt", "umbra.png", "umbra_map.tif"]
+    names = ["sar.ckpt", "umbra.png", "umbra_map.qml", "umbra_map.tif", "umbra_map.tif.aux.xml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # no temporary part is left
 
 
 def test_nodata_region_of_the_scene_is_set_to_background(tmp_path: Path) -> None:
