@@ -75,6 +75,13 @@ class LabelMap:
     """(H, W) uint8 floor(255 p) of the chosen class."""
 
 
+def mean_probs(prob_maps: Sequence[Tensor], model_weights: Sequence[float] | None = None) -> Tensor:
+    """Weighted mean of (C, H, W) probability maps (weights normalised to sum to 1; 1 each when None)."""
+    weights = [1.0] * len(prob_maps) if model_weights is None else list(model_weights)
+    total = sum(weights)
+    return ensemble_probs(prob_maps, [w / total for w in weights])
+
+
 def combine(
     prob_maps: Sequence[Tensor],
     model_weights: Sequence[float] | None = None,
@@ -88,9 +95,7 @@ def combine(
         class_weights: per-class factors of the argmax; class 0 weight 0 makes only 1..8 win.
     """
     check_weights(model_weights, class_weights, len(prob_maps), prob_maps[0].shape[0])
-    weights = [1.0] * len(prob_maps) if model_weights is None else list(model_weights)
-    total = sum(weights)
-    mean = ensemble_probs(prob_maps, [w / total for w in weights])
+    mean = mean_probs(prob_maps, model_weights)
     label = probs_to_label(mean, class_weights)
     confidence = soft_to_uint8(mean.gather(0, label[None].long())[0])
     return LabelMap(label.numpy(), confidence.numpy())
