@@ -155,9 +155,16 @@ class TorchNetwork:
 def network_runner(
     network: nn.Module, output_stride: int, in_channels: int, settings: RuntimeSettings
 ) -> Callable[[Tensor], Tensor]:
-    """The callable that runs ``network`` as ``settings`` say (resolved), the network moved to its device."""
+    """The callable that runs ``network`` as ``settings`` say (resolved), the network moved to its device.
+
+    Raises:
+        ValueError: an impossible combination, or a CUDA device where torch sees none.
+    """
     settings = settings.resolve()
-    network = network.to(settings.device).eval()
+    device = torch.device(settings.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {settings.device!r} asked for, but torch sees no CUDA GPU here (use cpu)")
+    network = network.to(device).eval()
     if settings.runtime == "onnxruntime":
         return OnnxRuntimeNetwork(onnx_bytes(network, output_stride, in_channels))
     return TorchNetwork(network, output_stride, settings.precision)

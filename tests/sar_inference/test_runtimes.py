@@ -42,6 +42,12 @@ def test_impossible_runtime_choices_fail_before_any_work() -> None:
         RuntimeSettings(runtime="torch", precision="16-mixed").resolve()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: the error is for machines without one")
+def test_a_gpu_asked_for_on_a_machine_without_one_is_a_clear_error(small_ckpt: Path) -> None:
+    with pytest.raises(ValueError, match="device 'cuda' asked for, but torch sees no CUDA GPU here"):
+        load_model(small_ckpt).on_runtime(RuntimeSettings(device="cuda"))
+
+
 def test_both_runtimes_give_the_same_probabilities_through_the_engine(small_ckpt: Path) -> None:
     raw = np.random.default_rng(0).integers(0, 256, (1, 90, 150), dtype=np.uint8)
     eager = load_model(small_ckpt)  # no runner: the network itself, as the tasks predict
