@@ -2,15 +2,17 @@
 
 Two networks with the demo's inference settings (window 256, stride 128, 2 windows per forward):
 the demo model (U-Net ResNet-18) and a U-Net ResNet-34, random weights (the time does not depend on
-them), each loaded once per runtime (PyTorch eager, ONNX Runtime). Every measurement is the whole
-``map`` path (block-wise read, windows, TTA, COG writing) on a synthetic speckled scene, and the
-runtimes alternate within each repeat so that the load of a shared machine hits both alike:
+them), each loaded once per runtime (PyTorch eager, ONNX Runtime, OpenVINO; float32). Every measurement
+is the whole ``map`` path (block-wise read, windows, TTA, COG writing) on a synthetic speckled scene,
+and the runtimes take turns within each repeat (the order reversed every other repeat) so that the
+load of a shared machine hits all alike:
 
 * one view on a ``--size`` scene, ``--repeats`` times; 18 views (scales 0.5-1.75 x flips none/h/v)
   on a ``--tta-size`` scene, ``--tta-repeats`` times;
-* CPU time is the process's (every thread of both runtimes); km^2 per CPU-core-hour = area at
-  0.5 m / CPU hours; the ONNX Runtime / PyTorch ratio is taken per repeat (median, min-max);
-* equal output: the largest difference of the two runtimes' probabilities on the one-view scene.
+* CPU time is the process's (every thread of every runtime); km^2 per CPU-core-hour = area at
+  0.5 m / CPU hours; each runtime's speed-up over PyTorch is taken per repeat (median, min-max);
+* equal output: the largest difference of each runtime's probabilities from PyTorch's on the
+  one-view scene.
 
     python benchmarks/map_throughput.py [--size 1024] [--tta-size 512] [--repeats 3] [--tta-repeats 1]
 """
@@ -43,7 +45,7 @@ from sar_studies.checkpoints import save_checkpoint
 GSD = 0.5
 DEMO_INFERENCE = InferenceConfig(window=256, stride=128, batch_size=2)
 TTA = InferenceOverrides(scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flips=("none", "h", "v"))
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "onnxruntime", "openvino")
 
 
 def speckled_scene(path: Path, size: int) -> Path:
@@ -84,11 +86,12 @@ def measure(predictors: dict[str, TaskPredictor], scene: Path, size: int, repeat
         rate = km2_per_core_hour(size, statistics.median(cpu))
         print(f"    {runtime:<12} CPU {statistics.median(cpu):7.1f} s (wall {statistics.median(wall):7.1f} s)  "
               f"{rate:8.3f} km^2 per CPU-core-hour")  # fmt: skip
-    ratios = [t[1] / o[1] for t, o in zip(runs["torch"], runs["onnxruntime"], strict=True)]
-    walls = [t[0] / o[0] for t, o in zip(runs["torch"], runs["onnxruntime"], strict=True)]
-    print(f"    onnxruntime / torch throughput: CPU {statistics.median(ratios):.2f}x "
-          f"(repeats {min(ratios):.2f}-{max(ratios):.2f}), wall {statistics.median(walls):.2f}x "
-          f"({min(walls):.2f}-{max(walls):.2f})")  # fmt: skip
+    for runtime in RUNTIMES[1:]:
+        cpu = [t[1] / o[1] for t, o in zip(runs["torch"], runs[runtime], strict=True)]
+        wall = [t[0] / o[0] for t, o in zip(runs["torch"], runs[runtime], strict=True)]
+        print(f"    {runtime} / torch throughput: CPU {statistics.median(cpu):.2f}x "
+              f"(repeats {min(cpu):.2f}-{max(cpu):.2f}), wall {statistics.median(wall):.2f}x "
+              f"({min(wall):.2f}-{max(wall):.2f})")  # fmt: skip
 
 
 def main() -> None:
@@ -123,8 +126,10 @@ def main() -> None:
                 measure(predictors, scene, size, repeats, work)
                 if label == "1 view":
                     raw, _ = ScaledSAR(scene, SARScaling()).read()
-                    torch_p, onnx_p = (predictors[r].probs(raw)[0] for r in RUNTIMES)
-                    print(f"    equal output: max |p_onnxruntime - p_torch| = {(torch_p - onnx_p).abs().max():.2e}")
+                    reference = predictors["torch"].probs(raw)[0]
+                    for runtime in RUNTIMES[1:]:
+                        difference = (predictors[runtime].probs(raw)[0] - reference).abs().max()
+                        print(f"    equal output: max |p_{runtime} - p_torch| = {difference:.2e}")
 
 
 if __name__ == "__main__":

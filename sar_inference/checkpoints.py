@@ -32,7 +32,7 @@ from datamodules.classes import CLASSES
 from datamodules.rasters import DataError
 from lightning_modules.input_transform import OPTICAL_INPUT, InputTransform
 from lightning_modules.networks import NetworkConfig, build_network, padded_forward
-from sar_inference.runtimes import RuntimeSettings, network_runner
+from sar_inference.runtimes import RuntimeSettings, network_runner, onnx_runner
 from sar_inference.settings import InferenceConfig
 
 RECORD_KEY = "sar_landcover"
@@ -231,7 +231,7 @@ class LoadedModel:
         path: the checkpoint (or exported model) file.
         record: what the checkpoint says about the model.
         network: the network (the student's or the teacher's weights, as the record says); None for
-            an exported ONNX model, which only its ``runner`` runs.
+            an exported ONNX model (``path``), which only an ONNX runtime runs (:meth:`on_runtime`).
         runner: what turns a normalised window batch into logits (a runtime of
             :mod:`sar_inference.runtimes`); None: the network itself, eager, on the CPU.
         device: where raw pixels are put before normalisation (the runner's device).
@@ -278,9 +278,10 @@ class LoadedModel:
         """
         settings = settings.resolve()
         if self.network is None:
-            if settings.runtime != "onnxruntime":
-                raise ValueError(f"{self.path}: an exported ONNX model runs with runtime onnxruntime only")
-            return self
+            try:
+                return dataclasses.replace(self, runner=onnx_runner(str(self.path), settings))
+            except ValueError as err:
+                raise ValueError(f"{self.path}: exported, so {err}") from None
         network = self.record.network
         runner = network_runner(self.network, network.output_stride, network.in_channels, settings)
         return dataclasses.replace(self, runner=runner, device=torch.device(settings.device))

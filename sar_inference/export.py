@@ -5,7 +5,8 @@ its output stride inside) and returns (N, classes, H, W) logits. What a tool nee
 read its output travels inside the file as the checkpoint's record (JSON: the network, the input
 transform, i.e. how 8-bit pixels become the input, the inference settings and the class table with
 names and colours): ONNX metadata ``sar_landcover``, TorchScript extra file ``sar_landcover.json``.
-``map`` and ``submit`` take an exported ``.onnx`` file as ``--ckpt_path`` and run it with ONNX Runtime.
+``map`` and ``submit`` take an exported ``.onnx`` file as ``--ckpt_path`` and run it with OpenVINO or
+ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 from datamodules.rasters import DataError, atomic_output
 from sar_inference.checkpoints import RECORD_KEY, CheckpointRecord, LoadedModel, TaskKind, load_model
-from sar_inference.runtimes import OnnxRuntimeNetwork, PaddedNetwork, onnx_bytes
+from sar_inference.runtimes import PaddedNetwork, onnx_bytes
 
 ExportFormat = Literal["onnx", "torchscript"]
 SUFFIXES: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -80,19 +81,21 @@ def exported_record(path: str | os.PathLike, metadata: dict[str, str]) -> Checkp
 
 
 def load_onnx_model(path: str | os.PathLike, kind: TaskKind | None = "sar") -> LoadedModel:
-    """An exported ``.onnx`` model with its record, run by ONNX Runtime on the CPU.
+    """An exported ``.onnx`` model with its record; :meth:`LoadedModel.on_runtime` gives it an ONNX runtime.
 
     Raises:
         DataError: naming the file: missing, not an ONNX model, no record, or a model of another kind.
     """
+    import onnx
+
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "model file does not exist")
     try:
-        runner = OnnxRuntimeNetwork(str(path))
-    except Exception as err:  # onnxruntime raises its own exception types for unreadable files
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # protobuf's decode errors, and onnx's own
         raise DataError(path, f"unreadable as an ONNX model ({type(err).__name__})") from None
-    record = exported_record(path, runner.session.get_modelmeta().custom_metadata_map)
+    record = exported_record(path, {entry.key: entry.value for entry in proto.metadata_props})
     if kind is not None and record.kind != kind:
         raise DataError(path, f"is a {record.kind} model, but this command needs a {kind} model")
-    return LoadedModel(path, record, None, runner=runner)
+    return LoadedModel(path, record, None)

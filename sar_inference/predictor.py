@@ -8,7 +8,6 @@ maps') probabilities are combined with :func:`~sar_inference.engine.ensemble_pro
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,7 +138,7 @@ def load_sar_model(path: str | os.PathLike, runtime: RuntimeSettings = RuntimeSe
     if Path(path).suffix == ".onnx":
         from sar_inference.export import load_onnx_model
 
-        return load_onnx_model(path, kind="sar").on_runtime(dataclasses.replace(runtime, runtime="onnxruntime"))
+        return load_onnx_model(path, kind="sar").on_runtime(runtime)
     return load_model(path, kind="sar").on_runtime(runtime)
 
 

@@ -1,11 +1,11 @@
-"""Where and how a loaded network runs: PyTorch eager (CPU or GPU, optional autocast) or ONNX Runtime (CPU).
+"""Where and how a loaded network runs: PyTorch eager (CPU or GPU, optional autocast), OpenVINO or ONNX Runtime (CPU).
 
 A runtime only replaces the call "normalised window batch -> logits" that the engine makes; reading,
-windows, TTA, ensembles and writing stay one code path whatever runs the network. ONNX Runtime runs
-the network exported to ONNX in memory when the checkpoint is loaded (or an exported ``.onnx``
-file); ``auto``, the default, takes it on the CPU when it is installed (it is pinned in
-requirements.txt), since it maps several times faster there at equal output (BENCHMARKS.md), and
-PyTorch on a GPU.
+windows, TTA, ensembles and writing stay one code path whatever runs the network. OpenVINO and ONNX
+Runtime run the network exported to ONNX in memory when the checkpoint is loaded (or an exported
+``.onnx`` file), in float32, so their probabilities equal PyTorch's to 1e-4. ``auto``, the default,
+takes on the CPU the fastest one installed (OpenVINO, then ONNX Runtime, both pinned in
+requirements.txt; measured in BENCHMARKS.md), and PyTorch on a GPU.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-Runtime = Literal["auto", "torch", "onnxruntime"]
+Runtime = Literal["auto", "torch", "openvino", "onnxruntime"]
+CPU_RUNTIMES: tuple[str, ...] = ("openvino", "onnxruntime")
+"""The ONNX runtimes, fastest first (BENCHMARKS.md): ``auto`` takes the first installed."""
 Precision = Literal["32", "bf16-mixed", "16-mixed"]
 AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 ONNX_OPSET = 17
@@ -34,13 +36,14 @@ class RuntimeSettings:
     """Where the networks of ``map``, ``submit`` and the Python API run."""
 
     runtime: Runtime = "auto"
-    """``torch`` (PyTorch eager), ``onnxruntime`` (CPU only) or ``auto``: ONNX Runtime on the CPU when
-    installed, else PyTorch."""
+    """``torch`` (PyTorch eager), ``openvino`` or ``onnxruntime`` (CPU only), or ``auto``: on the CPU
+    OpenVINO, else ONNX Runtime, else PyTorch, whichever is installed first; PyTorch elsewhere."""
     device: str = "cpu"
     """Torch device of the network and the window batches: ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
     precision: Precision = "32"
-    """Autocast precision of the torch runtime (``bf16-mixed`` or ``16-mixed`` on a GPU); probabilities
-    are averaged in float32 whatever the network runs in."""
+    """``32``, or ``bf16-mixed`` / ``16-mixed``: autocast of the torch runtime (on a GPU), or OpenVINO's
+    bfloat16 inference (``bf16-mixed``, on CPUs with AMX or AVX-512 BF16; not equal to float32 to
+    1e-4); probabilities are averaged in float32 whatever the network runs in."""
 
     def resolve(self) -> RuntimeSettings:
         """These settings with ``auto`` decided, checked.
@@ -53,23 +56,24 @@ class RuntimeSettings:
         device = torch.device(self.device)
         runtime = self.runtime
         if runtime == "auto":
-            cpu_only = device.type == "cpu" and self.precision == "32"
-            runtime = "onnxruntime" if cpu_only and onnxruntime_installed() else "torch"
-        if runtime == "onnxruntime":
+            installed = [r for r in CPU_RUNTIMES if runtime_installed(r)]
+            onnx_ok = device.type == "cpu" and self.precision == "32"
+            runtime = installed[0] if onnx_ok and installed else "torch"
+        if runtime in CPU_RUNTIMES:
             if device.type != "cpu":
-                raise ValueError(f"runtime onnxruntime runs on the CPU only, not on device {self.device!r}")
-            if self.precision != "32":
+                raise ValueError(f"runtime {runtime} runs on the CPU only, not on device {self.device!r}")
+            if self.precision != "32" and not (runtime == "openvino" and self.precision == "bf16-mixed"):
                 raise ValueError(f"precision {self.precision} needs the torch runtime (autocast)")
-            if not onnxruntime_installed():
-                raise ModuleNotFoundError("runtime onnxruntime needs the onnxruntime package: pip install onnxruntime")
+            if not runtime_installed(runtime):
+                raise ModuleNotFoundError(f"runtime {runtime} needs the {runtime} package: pip install {runtime}")
         if device.type == "cpu" and self.precision == "16-mixed":
             raise ValueError("precision 16-mixed needs a GPU; on the CPU use 32 or bf16-mixed")
         return dataclasses.replace(self, runtime=runtime)
 
 
-def onnxruntime_installed() -> bool:
-    """Whether ONNX Runtime can be imported."""
-    return importlib.util.find_spec("onnxruntime") is not None
+def runtime_installed(runtime: str) -> bool:
+    """Whether the package of an ONNX runtime (``openvino``, ``onnxruntime``) can be imported."""
+    return importlib.util.find_spec(runtime) is not None
 
 
 class PaddedNetwork(nn.Module):
@@ -130,6 +134,28 @@ class OnnxRuntimeNetwork:
         return torch.from_numpy(self.session.run(None, {self.input_name: batch})[0])
 
 
+class OpenVINONetwork:
+    """Logits of normalised (N, C, H, W) float32 batches from an ONNX model, with OpenVINO on the CPU.
+
+    Args:
+        model: the serialised ONNX model (bytes) or the path of an ``.onnx`` file.
+        precision: ``32`` (float32 inference, equal to PyTorch to 1e-4) or ``bf16-mixed`` (bfloat16
+            where the CPU has it: faster, not equal).
+    """
+
+    def __init__(self, model: bytes | str, precision: Precision = "32") -> None:
+        import openvino as ov
+
+        source = io.BytesIO(model) if isinstance(model, bytes) else model
+        hint = "bf16" if precision == "bf16-mixed" else "f32"  # OpenVINO's own default is bf16 on such CPUs
+        self.compiled = ov.Core().compile_model(ov.convert_model(source), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        self.output = self.compiled.output(0)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        batch = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(np.array(self.compiled([batch])[self.output]))
+
+
 class TorchNetwork:
     """Logits of normalised batches from a torch network on its device, padded to its output stride.
 
@@ -165,6 +191,20 @@ def network_runner(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {settings.device!r} asked for, but torch sees no CUDA GPU here (use cpu)")
     network = network.to(device).eval()
-    if settings.runtime == "onnxruntime":
-        return OnnxRuntimeNetwork(onnx_bytes(network, output_stride, in_channels))
+    if settings.runtime in CPU_RUNTIMES:
+        return onnx_runner(onnx_bytes(network, output_stride, in_channels), settings)
     return TorchNetwork(network, output_stride, settings.precision)
+
+
+def onnx_runner(model: bytes | str, settings: RuntimeSettings) -> Callable[[Tensor], Tensor]:
+    """The runner of an ONNX model (bytes or a file) on the resolved ONNX runtime of ``settings``.
+
+    Raises:
+        ValueError: ``settings`` resolve to the torch runtime, which needs the network itself.
+    """
+    settings = settings.resolve()
+    if settings.runtime == "openvino":
+        return OpenVINONetwork(model, settings.precision)
+    if settings.runtime == "onnxruntime":
+        return OnnxRuntimeNetwork(model)
+    raise ValueError(f"an ONNX model runs with runtime {' or '.join(CPU_RUNTIMES)} on the CPU, not {settings.runtime}")

@@ -11,7 +11,13 @@ import torch
 from lightning_modules.networks import NetworkConfig
 from lightning_modules.sar_segmenter import SARSegmenter
 from sar_inference.checkpoints import load_model
-from sar_inference.runtimes import OnnxRuntimeNetwork, RuntimeSettings, TorchNetwork, onnxruntime_installed
+from sar_inference.runtimes import (
+    OnnxRuntimeNetwork,
+    OpenVINONetwork,
+    RuntimeSettings,
+    TorchNetwork,
+    runtime_installed,
+)
 from sar_inference.settings import InferenceConfig
 from sar_studies.checkpoints import save_checkpoint
 
@@ -25,9 +31,16 @@ def small_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_checkpoint(task, tmp_path_factory.mktemp("runtimes") / "small.ckpt")
 
 
-def test_auto_takes_onnx_runtime_on_the_cpu_and_torch_elsewhere() -> None:
-    assert onnxruntime_installed()  # pinned in requirements.txt
+def test_auto_takes_the_fastest_onnx_runtime_on_the_cpu_and_torch_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert runtime_installed("openvino") and runtime_installed("onnxruntime")  # pinned in requirements.txt
+    assert RuntimeSettings().resolve().runtime == "openvino"
+    monkeypatch.setattr("sar_inference.runtimes.runtime_installed", lambda name: name == "onnxruntime")
     assert RuntimeSettings().resolve().runtime == "onnxruntime"
+    monkeypatch.setattr("sar_inference.runtimes.runtime_installed", lambda name: False)
+    assert RuntimeSettings().resolve().runtime == "torch"
+    with pytest.raises(ModuleNotFoundError, match="runtime openvino needs the openvino package"):
+        RuntimeSettings(runtime="openvino").resolve()
+    monkeypatch.undo()
     assert RuntimeSettings(device="cuda").resolve().runtime == "torch"
     assert RuntimeSettings(precision="bf16-mixed").resolve().runtime == "torch"
     assert RuntimeSettings(runtime="torch").resolve().runtime == "torch"
@@ -38,6 +51,8 @@ def test_impossible_runtime_choices_fail_before_any_work() -> None:
         RuntimeSettings(runtime="onnxruntime", device="cuda").resolve()
     with pytest.raises(ValueError, match="precision bf16-mixed needs the torch runtime"):
         RuntimeSettings(runtime="onnxruntime", precision="bf16-mixed").resolve()
+    with pytest.raises(ValueError, match="runtime openvino runs on the CPU only"):
+        RuntimeSettings(runtime="openvino", device="cuda:1").resolve()
     with pytest.raises(ValueError, match="precision 16-mixed needs a GPU"):
         RuntimeSettings(runtime="torch", precision="16-mixed").resolve()
 
@@ -51,8 +66,10 @@ def test_a_gpu_asked_for_on_a_machine_without_one_is_a_clear_error(small_ckpt: P
 def test_both_runtimes_give_the_same_probabilities_through_the_engine(small_ckpt: Path) -> None:
     raw = np.random.default_rng(0).integers(0, 256, (1, 90, 150), dtype=np.uint8)
     eager = load_model(small_ckpt)  # no runner: the network itself, as the tasks predict
-    by_runtime = {name: eager.on_runtime(RuntimeSettings(runtime=name)) for name in ("torch", "onnxruntime")}
+    names = ("torch", "openvino", "onnxruntime")
+    by_runtime = {name: eager.on_runtime(RuntimeSettings(runtime=name)) for name in names}
     assert isinstance(by_runtime["torch"].runner, TorchNetwork)
+    assert isinstance(by_runtime["openvino"].runner, OpenVINONetwork)
     assert isinstance(by_runtime["onnxruntime"].runner, OnnxRuntimeNetwork)
     expected = eager.probs(raw)  # the checkpoint's window 64, stride 32, 2 flips
     for model in by_runtime.values():
