@@ -49,9 +49,10 @@ class RuntimeSettings:
         """These settings with ``auto`` decided, checked.
 
         Raises:
-            ValueError: ONNX Runtime asked for on another device than the CPU, or with autocast;
-                float16 autocast on the CPU.
-            ModuleNotFoundError: ONNX Runtime asked for but not installed.
+            ValueError: OpenVINO or ONNX Runtime asked for on another device than the CPU, or with a
+                precision it does not run (ONNX Runtime: 32 only; OpenVINO: 32, bf16-mixed);
+                float16 on the CPU.
+            ModuleNotFoundError: OpenVINO or ONNX Runtime asked for but not installed.
         """
         device = torch.device(self.device)
         runtime = self.runtime
