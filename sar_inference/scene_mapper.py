@@ -122,7 +122,7 @@ def map_scene(
             (exact when the scene fits in one block).
         runtime: where the networks run: ``--runtime.device cuda --runtime.precision bf16-mixed``
             on a GPU node; ``--runtime.runtime torch`` for PyTorch on the CPU (the default ``auto``
-            takes ONNX Runtime there when it is installed).
+            takes OpenVINO there, else ONNX Runtime, whichever is installed first).
         block: side of the square blocks the scene is processed in; bounds the memory.
         halo: context pixels read around each block and cropped off before writing. Default
             max((window - stride) / 2, window / 8): half the overlap the window grid has anyway, so

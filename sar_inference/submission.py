@@ -87,8 +87,8 @@ def submit(
             None keeps the first checkpoint's.
         nodata: the reference's no-data rule (``--nodata.min_area 5000``, ``--nodata.apply false``).
         scaling: how the tiles' values become 8-bit amplitude (default ``uint8``: as OEM-SAR).
-        runtime: where the checkpoints run (``--runtime.device cuda``; default ONNX Runtime on the
-            CPU when installed, as for ``map``).
+        runtime: where the checkpoints run (``--runtime.device cuda``; default ``auto``: OpenVINO,
+            else ONNX Runtime on the CPU, as for ``map``).
         zip_name: name of the zip of all PNGs, inside ``output``.
         max_memory_gb: memory budget of the checkpoints' inference (default: the RAM available now).
         progress: show a progress bar over tiles.
