@@ -3,9 +3,9 @@
 A runtime only replaces the call "normalised window batch -> logits" that the engine makes; reading,
 windows, TTA, ensembles and writing stay one code path whatever runs the network. OpenVINO and ONNX
 Runtime run the network exported to ONNX in memory when the checkpoint is loaded (or an exported
-``.onnx`` file), in float32, so their probabilities equal PyTorch's to about 1e-4 (measured in BENCHMARKS.md). ``auto``, the default,
-takes on the CPU the fastest one installed (OpenVINO, then ONNX Runtime, both pinned in
-requirements.txt; measured in BENCHMARKS.md), and PyTorch on a GPU.
+``.onnx`` file), in float32, so their probabilities equal PyTorch's to about 1e-4. ``auto``, the
+default, takes on the CPU the fastest one installed (OpenVINO, then ONNX Runtime, both pinned in
+requirements.txt; speed and difference measured in BENCHMARKS.md), and PyTorch on a GPU.
 """
 
 from __future__ import annotations
