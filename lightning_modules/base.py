@@ -7,27 +7,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
-import numpy as np
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
-from datamodules.classes import CLASS_NAMES, PADDING, colourise
+from datamodules.classes import CLASS_NAMES
 from lightning_modules.input_transform import InputTransform
 from lightning_modules.metrics import LandCoverIoU, format_iou_table
 from lightning_modules.networks import NetworkConfig, build_network, padded_forward
 from lightning_modules.optim import OptimConfig, parameter_groups, schedule_factor
+from lightning_modules.validation_media import Overlay
 from sar_inference.checkpoints import RECORD_KEY, CheckpointRecord, TaskKind, checkpoint_record
 from sar_inference.settings import InferenceConfig
-
-
-def overlay_strip(raw_image: torch.Tensor, *labels: torch.Tensor) -> np.ndarray:
-    """Side-by-side RGB strip: the image (first channel grey, or RGB) then each label in class colours."""
-    image = raw_image.detach().float().cpu()
-    image = image[:3] if image.shape[0] >= 3 else image[:1].expand(3, -1, -1)
-    lo, hi = image.min(), image.max()
-    image = ((image - lo) / (hi - lo + 1e-6) * 255).byte().permute(1, 2, 0).numpy()
-    panels = [image] + [colourise(lab.detach().cpu().numpy().astype(np.uint8)) for lab in labels]
-    return np.concatenate(panels, axis=1)
 
 
 class SegmentationTask(L.LightningModule):
@@ -64,7 +55,7 @@ class SegmentationTask(L.LightningModule):
         self.model = build_network(network)
         self.val_metrics = nn.ModuleDict()
         self.test_metric = LandCoverIoU()
-        self._overlays: list[np.ndarray] = []
+        self._overlays: list[Overlay] = []
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """Raw (N, C, H, W) pixels to network input, with this task's input transform."""
@@ -96,6 +87,13 @@ class SegmentationTask(L.LightningModule):
             inference=self.inference_config,
             predict_with=getattr(self, "predict_with", "student"),
         )
+
+    def on_fit_start(self) -> None:
+        # W&B's run summary shows the best validation mIoU, not the last one.
+        if self.global_rank == 0:
+            for logger in self.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.experiment.define_metric("val/mIoU", summary="max")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[RECORD_KEY] = self.checkpoint_record().to_dict()
@@ -136,8 +134,7 @@ class SegmentationTask(L.LightningModule):
         if split == "val" and len(self._overlays) < self.num_overlays and not self.trainer.sanity_checking:
             preds = logits.argmax(1)
             for i in range(min(mask.shape[0], self.num_overlays - len(self._overlays))):
-                label = mask[i].masked_fill(mask[i] == PADDING, 0)
-                self._overlays.append(overlay_strip(batch["raw_image"][i], preds[i], label))
+                self._overlays.append(Overlay.from_tensors(batch["raw_image"][i], preds[i], mask[i]))
 
     def val_metric(self, split: str) -> LandCoverIoU:
         """The metric of one validation split, made when its first batch arrives."""
@@ -190,10 +187,18 @@ class SegmentationTask(L.LightningModule):
         if self.global_rank != 0:
             return
         for logger in self.loggers:
-            if overlays and hasattr(logger, "log_image"):
+            if overlays and isinstance(logger, WandbLogger):
+                logger.log_image(
+                    key=f"{split}/segmentation",
+                    images=[o.image for o in overlays],
+                    masks=[o.wandb_masks() for o in overlays],
+                    caption=["prediction and label: toggle classes"] * len(overlays),
+                    step=self.global_step,
+                )
+            elif overlays and hasattr(logger, "log_image"):
                 logger.log_image(
                     key=f"{split}/overlays",
-                    images=overlays,
+                    images=[o.strip() for o in overlays],
                     caption=["image | prediction | label"] * len(overlays),
                     step=self.global_step,
                 )

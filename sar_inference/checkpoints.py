@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +32,7 @@ from datamodules.classes import CLASSES
 from datamodules.rasters import DataError
 from lightning_modules.input_transform import OPTICAL_INPUT, InputTransform
 from lightning_modules.networks import NetworkConfig, build_network, padded_forward
+from sar_inference.runtimes import RuntimeSettings, network_runner, onnx_runner
 from sar_inference.settings import InferenceConfig
 
 RECORD_KEY = "sar_landcover"
@@ -224,17 +225,23 @@ def _legacy_record(path: Path, state: Mapping[str, Any]) -> CheckpointRecord:
 
 @dataclass
 class LoadedModel:
-    """A network ready to predict raw 8-bit pixels: on the CPU, in eval mode, with its record.
+    """A network ready to predict raw 8-bit pixels: in eval mode, with its record and what runs it.
 
     Attributes:
-        path: the checkpoint file.
+        path: the checkpoint (or exported model) file.
         record: what the checkpoint says about the model.
-        network: the network (the student's or the teacher's weights, as the record says).
+        network: the network (the student's or the teacher's weights, as the record says); None for
+            an exported ONNX model (``path``), which only an ONNX runtime runs (:meth:`on_runtime`).
+        runner: what turns a normalised window batch into logits (a runtime of
+            :mod:`sar_inference.runtimes`); None: the network itself, eager, on the CPU.
+        device: where raw pixels are put before normalisation (the runner's device).
     """
 
     path: Path
     record: CheckpointRecord
-    network: nn.Module
+    network: nn.Module | None
+    runner: Callable[[Tensor], Tensor] | None = None
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def num_classes(self) -> int:
@@ -243,6 +250,8 @@ class LoadedModel:
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits of normalised (N, C, H, W) images of any size."""
+        if self.runner is not None:
+            return self.runner(images)
         return padded_forward(self.network, images, self.record.network.output_stride)
 
     def normalise(self, raw: Tensor) -> Tensor:
@@ -250,14 +259,32 @@ class LoadedModel:
         return self.record.input.normalise(raw[None], self.record.network.in_channels)[0]
 
     def probs(self, raw: np.ndarray | Tensor, inference: InferenceConfig | None = None) -> Tensor:
-        """(classes, H, W) probabilities of one (C, H, W) raw image: sliding window + TTA.
+        """(classes, H, W) probabilities of one (C, H, W) raw image: sliding window + TTA, on the model's device.
 
         Args:
             raw: raw 8-bit pixels (a 1-band SAR tile or a 3-band optical tile).
             inference: window, stride, TTA and batching (default: the checkpoint's).
         """
         image = torch.from_numpy(np.ascontiguousarray(raw)) if isinstance(raw, np.ndarray) else raw
-        return (inference or self.record.inference).probs(self.forward, self.normalise(image), self.num_classes)
+        image = self.normalise(image.to(self.device))
+        return (inference or self.record.inference).probs(self.forward, image, self.num_classes)
+
+    def on_runtime(self, settings: RuntimeSettings) -> LoadedModel:
+        """This model run as ``settings`` say: its network moved to their device, run by their runtime.
+
+        Raises:
+            ValueError: an impossible combination (see :meth:`RuntimeSettings.resolve`), or a torch
+                runtime for an exported ONNX model.
+        """
+        settings = settings.resolve()
+        if self.network is None:
+            try:
+                return dataclasses.replace(self, runner=onnx_runner(str(self.path), settings))
+            except ValueError as err:
+                raise ValueError(f"{self.path}: exported, so {err}") from None
+        network = self.record.network
+        runner = network_runner(self.network, network.output_stride, network.in_channels, settings)
+        return dataclasses.replace(self, runner=runner, device=torch.device(settings.device))
 
 
 def network_weights(path: Path, state: Mapping[str, Any], prefix: str) -> dict[str, Tensor]:

@@ -8,14 +8,17 @@ maps') probabilities are combined with :func:`~sar_inference.engine.ensemble_pro
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from torch import Tensor
 
 from sar_inference.checkpoints import LoadedModel, load_model
 from sar_inference.engine import ensemble_probs, probs_to_label, soft_to_uint8
+from sar_inference.runtimes import RuntimeSettings
 from sar_inference.settings import InferenceConfig, InferenceOverrides
 
 
@@ -71,6 +74,13 @@ class LabelMap:
     """(H, W) uint8 floor(255 p) of the chosen class."""
 
 
+def mean_probs(prob_maps: Sequence[Tensor], model_weights: Sequence[float] | None = None) -> Tensor:
+    """Weighted mean of (C, H, W) probability maps (weights normalised to sum to 1; 1 each when None)."""
+    weights = [1.0] * len(prob_maps) if model_weights is None else list(model_weights)
+    total = sum(weights)
+    return ensemble_probs(prob_maps, [w / total for w in weights])
+
+
 def combine(
     prob_maps: Sequence[Tensor],
     model_weights: Sequence[float] | None = None,
@@ -84,9 +94,7 @@ def combine(
         class_weights: per-class factors of the argmax; class 0 weight 0 makes only 1..8 win.
     """
     check_weights(model_weights, class_weights, len(prob_maps), prob_maps[0].shape[0])
-    weights = [1.0] * len(prob_maps) if model_weights is None else list(model_weights)
-    total = sum(weights)
-    mean = ensemble_probs(prob_maps, [w / total for w in weights])
+    mean = mean_probs(prob_maps, model_weights)
     label = probs_to_label(mean, class_weights)
     confidence = soft_to_uint8(mean.gather(0, label[None].long())[0])
     return LabelMap(label.numpy(), confidence.numpy())
@@ -116,18 +124,39 @@ class TaskPredictor:
         return self.models[0].record.input.training_gsd
 
     def probs(self, raw: np.ndarray) -> list[Tensor]:
-        """(C, H, W) float32 probabilities of each model for a (1, H, W) raw 8-bit array."""
-        return [model.probs(raw, self.inference) for model in self.models]
+        """(C, H, W) float32 probabilities of each model for a (1, H, W) raw 8-bit array, on the CPU."""
+        return [model.probs(raw, self.inference).cpu() for model in self.models]
+
+
+def load_sar_model(path: str | os.PathLike, runtime: RuntimeSettings = RuntimeSettings()) -> LoadedModel:
+    """A SAR checkpoint (or a model exported to ``.onnx``) ready to run as ``runtime`` says.
+
+    Raises:
+        DataError: the file is missing, unreadable, or not a SAR model (see :func:`load_model`).
+        ValueError: an impossible runtime (see :meth:`RuntimeSettings.resolve`).
+    """
+    if Path(path).suffix == ".onnx":
+        from sar_inference.export import load_onnx_model
+
+        return load_onnx_model(path, kind="sar").on_runtime(runtime)
+    return load_model(path, kind="sar").on_runtime(runtime)
 
 
 def load_predictor(
-    ckpt_path: str | Sequence[str], inference: InferenceOverrides = InferenceOverrides()
+    ckpt_path: str | Sequence[str],
+    inference: InferenceOverrides = InferenceOverrides(),
+    runtime: RuntimeSettings = RuntimeSettings(),
 ) -> TaskPredictor:
     """Load SAR checkpoints into a predictor; ``inference`` overrides the first one's settings.
+
+    Args:
+        ckpt_path: one checkpoint (or exported ``.onnx`` model), or several for an ensemble.
+        inference: sliding window and TTA overrides; None fields keep the first model's.
+        runtime: where and how the networks run (default ``auto``: OpenVINO, else ONNX Runtime on the CPU).
 
     Raises:
         DataError: a checkpoint is missing, unreadable, or not a SAR model (see :func:`load_model`).
     """
     paths = [ckpt_path] if isinstance(ckpt_path, str) else list(ckpt_path)
-    models = [load_model(p, kind="sar") for p in paths]
+    models = [load_sar_model(p, runtime) for p in paths]
     return TaskPredictor(models, inference.apply(models[0].record.inference))

@@ -2,9 +2,10 @@
 
 The scene is read in square blocks with a halo of context (rasterio windows) as 8-bit amplitude
 (converted by its ``scaling`` when it is not 8-bit), each block is predicted with the sliding window
-+ TTA engine (one or several checkpoints), the halo is cropped off and the block is written into a
-tiled, compressed GeoTIFF that copies the scene's CRS and transform. The scene's own nodata is
-class 0. Memory depends on the block size, not on the scene size.
++ TTA engine (one or several checkpoints, on the runtime and device asked for), the halo is cropped
+off and the block is written into a Cloud-Optimized GeoTIFF (:mod:`datamodules.cog`) that copies the
+scene's CRS and transform, with overviews, class names and colours, and nodata 0 on the scene's own
+nodata and the no-data rule's region. Memory depends on the block size, not on the scene size.
 """
 
 from __future__ import annotations
@@ -12,20 +13,40 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from rasterio.windows import Window
 from tqdm import tqdm
 
+from datamodules.classes import BACKGROUND, NUM_CLASSES
+from datamodules.cog import BandSpec, class_band, open_cog_writer
 from datamodules.nodata import NoDataRule, OverviewNoData
 from datamodules.output_safety import Output, check_outputs, record_file
 from datamodules.pixel_size import warn_if_far_from_training_gsd
-from datamodules.rasters import geotiff_profile, open_geotiff_writer, overview_shape
+from datamodules.qgis_style import write_qgis_style
+from datamodules.rasters import overview_shape
 from datamodules.sar_scaling import SARScaling, ScaledSAR
 from sar_inference.memory_budget import check_memory
 from sar_inference.predictor import EnsembleSettings, TaskPredictor, combine, load_predictor
 from sar_inference.preview import write_preview
+from sar_inference.runtimes import RuntimeSettings
 from sar_inference.settings import InferenceOverrides
+from sar_tracking.map_run import MapTracking, log_map
+
+CONFIDENCE_DESCRIPTION = "confidence, floor(255 p) of the class"
+NODATA = BACKGROUND
+"""The maps' nodata value: class 0 is background / unknown / no-data in the class table."""
+
+
+@dataclass(frozen=True)
+class OverviewSettings:
+    """The map's internal overviews: what QGIS draws a zoomed-out view from instead of the full resolution."""
+
+    build: bool = True
+    """Build overviews (factors 2, 4, ... until one tile); the confidence band's are averages."""
+    classes: Literal["mode", "nearest"] = "mode"
+    """Resampling of the class band's overviews: ``mode`` (the majority class) or ``nearest``."""
 
 
 @dataclass(frozen=True)
@@ -62,20 +83,28 @@ def map_scene(
     ensemble: EnsembleSettings = EnsembleSettings(),
     scaling: SARScaling = SARScaling(),
     nodata: NoDataRule = NoDataRule(apply=False),
+    runtime: RuntimeSettings = RuntimeSettings(),
     block: int = 2048,
     halo: int | None = None,
     confidence: bool = False,
+    overviews: OverviewSettings = OverviewSettings(),
+    qgis_style: bool = True,
     preview: str | None = None,
     preview_size: int = 1024,
+    tracking: MapTracking = MapTracking(),
     max_memory_gb: float | None = None,
     progress: bool = True,
 ) -> Path:
-    """Map a single-band SAR scene to a uint8 class GeoTIFF (0..8) on the scene's grid.
+    """Map a single-band SAR scene to a uint8 class map (0..8), a Cloud-Optimized GeoTIFF on the scene's grid.
 
-    The output is tiled (256), deflate-compressed, carries the class colour map and the scene's CRS
-    and transform (copied, rotated ones included), and replaces ``output`` only once complete. The
-    scene's own nodata (nodata value, mask band) is class 0. A scene whose pixel size lies far
-    outside the model's training GSD gets a warning.
+    The output is a COG (tiles of 256, deflate, internal overviews) with the scene's CRS and
+    transform (copied, rotated ones included), the class colours and names (``gdalinfo`` lists
+    "8: Building"; the names are kept in ``<output>.aux.xml``, GDAL's sidecar), named bands and
+    nodata 0: the scene's own nodata (nodata value, mask band) and the no-data rule's region are
+    written 0, which GIS tools show transparent (class 0 is background / unknown / no-data, so a
+    model's own class-0 pixels are no-data too). It replaces ``output`` only once complete; a QGIS
+    style ``<output stem>.qml`` beside it makes QGIS show the legend. A scene whose pixel size lies
+    far outside the model's training GSD gets a warning.
 
     Args:
         ckpt_path: a stage-2 checkpoint (``SARSegmenter``), or a list of them for an ensemble
@@ -92,13 +121,20 @@ def map_scene(
         nodata: the reference's rule for black border-connected no-data regions
             (``--nodata.apply true``); detected on an overview of at most ``block`` pixels a side
             (exact when the scene fits in one block).
+        runtime: where the networks run: ``--runtime.device cuda --runtime.precision bf16-mixed``
+            on a GPU node; ``--runtime.runtime torch`` for PyTorch on the CPU (the default ``auto``
+            takes OpenVINO there, else ONNX Runtime, whichever is installed first).
         block: side of the square blocks the scene is processed in; bounds the memory.
         halo: context pixels read around each block and cropped off before writing. Default
             max((window - stride) / 2, window / 8): half the overlap the window grid has anyway, so
             blocks add almost no windows; more gives windows at block borders more context.
         confidence: add a second band, floor(255 p) of the mean probability of the chosen class.
+        overviews: whether to build overviews, and the class band's resampling.
+        qgis_style: write the QGIS style ``<output stem>.qml`` beside the map.
         preview: also write a PNG quick-look here (SAR beside the map, with a legend).
         preview_size: longer side of each preview panel in pixels.
+        tracking: log the class shares (and the preview) to a W&B run (``--tracking.log true``;
+            offline unless W&B is configured online).
         max_memory_gb: memory budget checked before the run (default: the RAM available now).
         progress: show a progress bar over blocks.
 
@@ -114,13 +150,38 @@ def map_scene(
         ValueError: a window larger than the block, or bad weights.
         MemoryError: the window and batch would not fit in the memory budget.
     """
-    outputs = [Output(output, "file", "--output")] + ([Output(preview, "file", "--preview")] if preview else [])
     checkpoints = [ckpt_path] if isinstance(ckpt_path, str) else ckpt_path
-    check_outputs(
-        "map", outputs, inputs=[Path(input), *checkpoints]
-    )  # before any work: nothing is computed for nothing
+    # before any work, nothing is computed for nothing: the checkpoints are inputs too
+    _check_map_outputs(output, preview, qgis_style, inputs=[Path(input), *checkpoints])
     scene = ScaledSAR(input, scaling)
-    predictor = load_predictor(ckpt_path, inference)
+    predictor = load_predictor(ckpt_path, inference, runtime)
+    return map_with_predictor(
+        predictor, scene, output, ensemble=ensemble, nodata=nodata, block=block, halo=halo, confidence=confidence,
+        overviews=overviews, qgis_style=qgis_style, preview=preview, preview_size=preview_size, tracking=tracking,
+        max_memory_gb=max_memory_gb, progress=progress,
+    )  # fmt: skip
+
+
+def map_with_predictor(
+    predictor: TaskPredictor,
+    scene: ScaledSAR,
+    output: str | Path,
+    *,
+    ensemble: EnsembleSettings = EnsembleSettings(),
+    nodata: NoDataRule = NoDataRule(apply=False),
+    block: int = 2048,
+    halo: int | None = None,
+    confidence: bool = False,
+    overviews: OverviewSettings = OverviewSettings(),
+    qgis_style: bool = True,
+    preview: str | None = None,
+    preview_size: int = 1024,
+    tracking: MapTracking = MapTracking(),
+    max_memory_gb: float | None = None,
+    progress: bool = True,
+) -> Path:
+    """:func:`map_scene` with models already loaded (the Python API keeps them between scenes); same arguments."""
+    _check_map_outputs(output, preview, qgis_style, inputs=[scene.path])
     cfg, models, classes = predictor.inference, len(predictor.models), predictor.num_classes
     if cfg.window > block:
         raise ValueError(
@@ -134,7 +195,7 @@ def map_scene(
     warn_if_far_from_training_gsd(info, predictor.training_gsd)
     masker = _nodata_detector(scene, block, nodata) if nodata.apply else None
 
-    write_scene_map(
+    counts = write_scene_map(
         scene,
         output,
         predictor,
@@ -144,13 +205,38 @@ def map_scene(
         class_weights=class_weights,
         confidence=confidence,
         masker=masker,
+        overviews=overviews,
         progress=progress,
     )
-    record_file(output, "map")
+    written = [Path(output), _sidecar(output)]
+    if qgis_style:
+        written.append(write_qgis_style(output))
     if preview:
         write_preview(preview, scene.path, output, preview_size)
-        record_file(preview, "map")
+        written.append(Path(preview))
+    for file in written:  # recorded, so that a re-run may replace them
+        if file.exists():
+            record_file(file, "map")
+    if tracking.log:
+        log_map(tracking, scene.path, Path(output), counts, preview)
     return Path(output)
+
+
+def _sidecar(output: str | Path) -> Path:
+    """GDAL's ``<output>.aux.xml``, where the class names are kept."""
+    return Path(output).with_name(Path(output).name + ".aux.xml")
+
+
+def _check_map_outputs(output: str | Path, preview: str | None, qgis_style: bool, inputs: list[Path]) -> None:
+    """Refuse (output rule) the map, its sidecar, its QGIS style and the preview before any work."""
+    outputs = [Output(output, "file", "--output"), Output(_sidecar(output), "file", "the map's .aux.xml")]
+    if qgis_style:
+        outputs.append(
+            Output(Path(output).with_suffix(".qml"), "file", "the map's QGIS style (--qgis_style false skips it)")
+        )
+    if preview:
+        outputs.append(Output(preview, "file", "--preview"))
+    check_outputs("map", outputs, inputs=inputs)
 
 
 def _nodata_detector(scene: ScaledSAR, max_side: int, rule: NoDataRule) -> OverviewNoData:
@@ -169,9 +255,10 @@ def write_scene_map(
     class_weights: Sequence[float] | None = None,
     confidence: bool = False,
     masker: OverviewNoData | None = None,
+    overviews: OverviewSettings = OverviewSettings(),
     progress: bool = True,
-) -> None:
-    """Predict ``scene`` block by block and write the map GeoTIFF ``output`` atomically.
+) -> np.ndarray:
+    """Predict ``scene`` block by block and write the map COG ``output`` atomically.
 
     Args:
         scene: the single-band scene, read as 8-bit amplitude.
@@ -183,16 +270,23 @@ def write_scene_map(
         class_weights: per-class factors of the argmax.
         confidence: write the confidence band.
         masker: the no-data rule's region of the scene, applied to each block; None for none.
+        overviews: the overviews to build.
         progress: show a progress bar over blocks.
+
+    Returns:
+        The pixel count of each value 0..8 written in the class band (0: no data or background).
     """
     info = scene.info
     blocks = list(scene_blocks(info.height, info.width, block, halo))
-    profile = geotiff_profile(info.height, info.width, 2 if confidence else 1, "uint8", crs=info.crs)
-    profile["transform"] = info.transform  # the scene's Affine as it is, never recomputed
-    with open_geotiff_writer(output, profile, colormap=True) as dst:
-        dst.set_band_description(1, "land-cover class")
-        if confidence:
-            dst.set_band_description(2, "confidence, floor(255 p) of the class")
+    bands = [class_band(resampling=overviews.classes)]
+    if confidence:
+        bands.append(BandSpec(CONFIDENCE_DESCRIPTION, "average"))
+    counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+    with open_cog_writer(
+        output, height=info.height, width=info.width, dtype="uint8", bands=bands,
+        crs=info.crs, transform=info.transform,  # the scene's Affine as it is, never recomputed
+        nodata=NODATA, overviews=overviews.build,
+    ) as dst:  # fmt: skip
         for part in tqdm(blocks, desc=f"map {scene.path.name}", unit="block", disable=not progress):
             raw, valid = scene.read(window=part.region)
             rows, cols = part.crop
@@ -200,6 +294,9 @@ def write_scene_map(
             invalid = ~valid[rows, cols]
             if masker is not None:
                 invalid |= masker.block_mask(raw[0][rows, cols], part.core.row_off, part.core.col_off)
-            dst.write(np.where(invalid, 0, result.label).astype(np.uint8), 1, window=part.core)
+            label = np.where(invalid, NODATA, result.label).astype(np.uint8)
+            counts += np.bincount(label.ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES]
+            dst.write(label, 1, window=part.core)
             if confidence:
                 dst.write(np.where(invalid, 0, result.confidence).astype(np.uint8), 2, window=part.core)
+    return counts

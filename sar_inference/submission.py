@@ -25,6 +25,7 @@ from datamodules.sar_scaling import SARScaling, read_sar
 from sar_inference.engine import uint8_to_soft
 from sar_inference.memory_budget import check_memory
 from sar_inference.predictor import EnsembleSettings, TaskPredictor, combine, load_predictor
+from sar_inference.runtimes import RuntimeSettings
 from sar_inference.settings import InferenceOverrides
 
 
@@ -65,6 +66,7 @@ def submit(
     inference: InferenceOverrides = InferenceOverrides(),
     nodata: NoDataRule = NoDataRule(),
     scaling: SARScaling = SARScaling(),
+    runtime: RuntimeSettings = RuntimeSettings(),
     zip_name: str = "submission.zip",
     max_memory_gb: float | None = None,
     progress: bool = True,
@@ -88,6 +90,8 @@ def submit(
             None keeps the first checkpoint's.
         nodata: the reference's no-data rule (``--nodata.min_area 5000``, ``--nodata.apply false``).
         scaling: how the tiles' values become 8-bit amplitude (default ``uint8``: as OEM-SAR).
+        runtime: where the checkpoints run (``--runtime.device cuda``; default ``auto``: OpenVINO,
+            else ONNX Runtime on the CPU, as for ``map``).
         zip_name: name of the zip of all PNGs, inside ``output``.
         max_memory_gb: memory budget of the checkpoints' inference (default: the RAM available now).
         progress: show a progress bar over tiles.
@@ -114,7 +118,7 @@ def submit(
     folders = [soft_folder(Path(f)) for f in soft_dirs or []]
     predictor = None
     if ckpt_path:
-        predictor = load_predictor(ckpt_path, inference)
+        predictor = load_predictor(ckpt_path, inference, runtime)
     sources = len(folders) + (len(predictor.models) if predictor else 0)
     if sources == 0:
         raise ValueError("submit needs soft_dirs, ckpt_path or both")

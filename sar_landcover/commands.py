@@ -3,6 +3,7 @@
 python cli.py fit --config experiments/demo_sar.yaml        # LightningCLI: fit/validate/test/predict
 python cli.py make-demo-data --root data/demo               # write the synthetic OEM + OEM-SAR
 python cli.py map --ckpt_path CKPT --input SCENE.tif --output MAP.tif   # map a SAR scene of any size
+python cli.py export --ckpt_path CKPT --format onnx                 # the network as ONNX or TorchScript
 python cli.py convert --input SCENE.tif --output SCENE_8BIT.tif --scaling.source db   # 8-bit SAR
 python cli.py submit --sar_dir DIR --soft_dirs "[A,B]" --output OUT  # contest PNGs + zip
 python cli.py evaluate --predictions OUT --labels DIR                # mIoU + per-class IoU
@@ -45,6 +46,7 @@ TOOLS: dict[str, Tool] = {
         "sar_inference.selection:select_pseudo_labels", "combine pseudo-label sets (agreement, soft ensemble)"
     ),
     "map": Tool("sar_inference.scene_mapper:map_scene", "map a SAR scene of any size to a land-cover GeoTIFF"),
+    "export": Tool("sar_inference.export:export", "a checkpoint's network as ONNX or TorchScript, its record inside"),
     "convert": Tool("datamodules.sar_convert:convert", "write the 8-bit version of a SAR scene (dB, float, uint16)"),
     "submit": Tool("sar_inference.submission:submit", "the contest submission: one PNG per SAR test tile, zipped"),
     "evaluate": Tool("sar_inference.evaluation:evaluate", "official mIoU of a folder of label maps"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from sar_inference.scene_mapper import map_scene, scene_blocks, write_scene_map
 from sar_inference.settings import InferenceConfig, InferenceOverrides
 from sar_landcover.commands import main as cli_main
 from sar_studies.checkpoints import sar_checkpoint
+from tests.helpers.gdal_tools import gdalinfo, needs_gdalinfo, validate_cog
 from tests.helpers.real_sample import UMBRA_CROP
 
 ROTATED = {"crs": "EPSG:32654", "transform": Affine(0.3, 0.05, 4e5, 0.05, -0.3, 3.9e6)}
@@ -100,10 +102,18 @@ def test_map_of_the_umbra_sample_keeps_its_georeferencing_exactly(tmp_path: Path
     with rasterio.open(preview) as png:
         # two panels of 200 x 173 (the longer side is the width), a gap and the legend strip below
         assert png.width == 2 * 200 + 8 and png.height > round(200 * 520 / 600)
-    # The record of what the map wrote (so a re-run may replace both) and nothing else, no partial file.
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        ".sar-landcover-files.json", "sar.ckpt", "umbra.png", "umbra_map.tif"
-    ]  # fmt: skip
+    # What the map wrote, recorded (so a re-run may replace it all), and nothing else: no partial file.
+    names = [
+        ".sar-landcover-files.json",
+        "sar.ckpt",
+        "umbra.png",
+        "umbra_map.qml",
+        "umbra_map.tif",
+        "umbra_map.tif.aux.xml",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    recorded = json.loads((tmp_path / ".sar-landcover-files.json").read_text())["files"]
+    assert sorted(recorded) == ["umbra.png", "umbra_map.qml", "umbra_map.tif", "umbra_map.tif.aux.xml"]
 
 
 def test_nodata_region_of_the_scene_is_set_to_background(tmp_path: Path) -> None:
@@ -190,3 +200,26 @@ def test_map_warns_when_the_scene_pixel_size_is_far_from_the_training_gsd(tmp_pa
     ckpt = sar_checkpoint(tmp_path / "sar.ckpt")
     with pytest.warns(UserWarning, match=r"s1\.tif: pixel size 10 x 10 m lies far outside the 0.15-0.5 m"):
         map_scene(str(ckpt), str(tmp_path / "s1.tif"), str(tmp_path / "map.tif"), progress=False)
+
+
+@needs_gdalinfo
+def test_gdal_reads_the_map_as_a_valid_cog_with_categories_overviews_and_nodata(tmp_path: Path) -> None:
+    sar = random_scene(tmp_path / "scene.tif", 300, 280, seed=5)
+    sar[:130, :120] = 0  # a border-connected no-data corner
+    write_raster(tmp_path / "scene.tif", sar, **ROTATED)
+    ckpt = sar_checkpoint(tmp_path / "sar.ckpt")
+    output = map_scene(str(ckpt), input=str(tmp_path / "scene.tif"), output=str(tmp_path / "map.tif"),
+                       nodata=NoDataRule(apply=True), confidence=True, progress=False)  # fmt: skip
+    info = gdalinfo(output)
+    assert info["metadata"]["IMAGE_STRUCTURE"]["LAYOUT"] == "COG"
+    classes, confidence = info["bands"]
+    assert classes["categories"][8] == "Building" and classes["categories"][1] == "Bareland"
+    assert classes["description"] == "land-cover class" and confidence["description"].startswith("confidence")
+    assert classes["noDataValue"] == 0 == confidence["noDataValue"]
+    assert [o["size"] for o in classes["overviews"]] == [[140, 150]] == [o["size"] for o in confidence["overviews"]]
+    check = validate_cog(output)
+    assert check.returncode == 0 and "is a valid cloud optimized GeoTIFF" in check.stdout, check.stdout + check.stderr
+    mapped = read_raster(output)
+    assert (mapped[:, :130, :120] == 0).all()  # no data in both bands; the rest keeps the model's classes
+    assert (mapped[0, 130:] > 0).mean() > 0.5
+    assert (tmp_path / "map.qml").is_file()
