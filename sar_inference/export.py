@@ -19,6 +19,7 @@ from typing import Literal
 
 import torch
 
+from datamodules.output_safety import Output, check_outputs, record_file
 from datamodules.rasters import DataError, atomic_output
 from sar_inference.checkpoints import RECORD_KEY, CheckpointRecord, LoadedModel, TaskKind, load_model
 from sar_inference.runtimes import PaddedNetwork, onnx_bytes
@@ -43,12 +44,12 @@ def export(ckpt_path: str, format: ExportFormat = "onnx", output: str | None = N
 
     Raises:
         DataError: naming the file: an unreadable checkpoint or one of another kind.
-        ValueError: an output that would overwrite the checkpoint.
+        OutputRefusedError: the output may not be written (the checkpoint itself, a folder, a file
+            this project did not write; see :mod:`datamodules.output_safety`), before the checkpoint loads.
     """
-    model = load_model(ckpt_path, kind=kind)
     path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[format])
-    if path.resolve() == model.path.resolve():
-        raise ValueError(f"{path}: output would overwrite the checkpoint; choose another --output")
+    check_outputs("export", [Output(path, "file", "--output")], inputs=[Path(ckpt_path)])
+    model = load_model(ckpt_path, kind=kind)
     record = json.dumps(model.record.to_dict())
     network, config = model.network, model.record.network
     with atomic_output(path) as tmp:
@@ -66,6 +67,7 @@ def export(ckpt_path: str, format: ExportFormat = "onnx", output: str | None = N
                 warnings.simplefilter("ignore")  # tracer warnings: the shape arithmetic is traced as it should be
                 traced = torch.jit.trace(PaddedNetwork(network, config.output_stride).eval(), example)
             torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_RECORD: record})
+    record_file(path, "export")
     return path
 
 

@@ -97,3 +97,17 @@ def test_an_exported_model_refuses_the_torch_runtime_and_bad_files_are_named(
         load_onnx_model(tmp_path / "broken.onnx")
     with pytest.raises(DataError, match=r"missing\.ckpt: checkpoint file does not exist"):
         export(str(tmp_path / "missing.ckpt"))
+
+
+def test_export_replaces_only_its_own_file_and_never_the_checkpoint(tmp_path: Path) -> None:
+    from datamodules.output_safety import OutputRefusedError
+
+    ckpt = sar_checkpoint(tmp_path / "sar.ckpt")
+    first = export(str(ckpt), format="torchscript")
+    assert export(str(ckpt), format="torchscript") == first  # its own earlier export is replaced
+    (tmp_path / "mine.pt").write_bytes(b"the user's own model")
+    for output in (tmp_path / "mine.pt", ckpt):
+        before = output.read_bytes()
+        with pytest.raises(OutputRefusedError, match=output.name):
+            export(str(ckpt), format="torchscript", output=str(output))
+        assert output.read_bytes() == before
