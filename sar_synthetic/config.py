@@ -40,6 +40,15 @@ class SyntheticConfig:
             ``1 + domain_gap * (g_o / g - 1)`` times larger than at the native scale (0.5-3.3 with the
             defaults: the scale gap that RAA's enlargement u ~ U(1, 3) models), and its optical
             image is rendered at the native scale and resampled onto the grid.
+        changed_objects: probability that an object of the OEM-SAR scene (a building, a tree
+            cluster, a bare, developed or rangeland region) looked different when its optical partner
+            was taken (``sar_synthetic.acquisition.CHANGES``): the SAR and the truth show the SAR date.
+        seasonal_swap: probability that an agriculture parcel looked bare (ploughed, harvested) or
+            fallow (rangeland) in its optical partner: the two acquisitions are of other seasons.
+        optical_shift_max: misregistration of the optical partner on the SAR grid: each OEM-SAR
+            optical tile is shifted by a whole number of pixels drawn from [-max, max] along each axis.
+            The three differences reach the official labels through the optical image, as in the
+            real data; all 0 give the earlier generator's tiles, byte for byte.
     """
 
     seed: int = 0
@@ -56,6 +65,9 @@ class SyntheticConfig:
     nodata_test_fraction: float = 0.35
     oem_gsd_range: tuple[float, float] = (0.25, 0.5)
     sar_gsd_range: tuple[float, float] = (0.15, 0.5)
+    changed_objects: float = 0.05
+    seasonal_swap: float = 0.1
+    optical_shift_max: int = 1
 
     @classmethod
     def tiny(cls) -> SyntheticConfig:
@@ -78,6 +90,11 @@ class SyntheticConfig:
             (self.speckle_looks <= 0, f"speckle_looks must be > 0, got {self.speckle_looks}"),
             (self.label_noise < 0, f"label_noise must be >= 0, got {self.label_noise}"),
             (self.domain_gap < 0, f"domain_gap must be >= 0, got {self.domain_gap}"),
+            *(
+                (not 0 <= value <= 1, f"{name} must be in [0, 1], got {value}")
+                for name, value in (("changed_objects", self.changed_objects), ("seasonal_swap", self.seasonal_swap))
+            ),
+            (self.optical_shift_max < 0, f"optical_shift_max must be >= 0, got {self.optical_shift_max}"),
             (
                 len(self.optical_resolution_range) != 2
                 or not 0 < self.optical_resolution_range[0] <= self.optical_resolution_range[-1] <= 1,
