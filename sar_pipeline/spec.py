@@ -30,11 +30,15 @@ class Stage1Model:
         configs: LightningCLI config files, applied in order (each after the fragments it names under
             ``base:``), e.g. an experiment and a variant fragment of ``experiments/variants/``.
         args: extra LightningCLI arguments, e.g. ``["--trainer.max_steps=600"]``.
+        init_from: an earlier stage-1 model, or a model of the data preparation (the demo's official
+            labeller), whose whole fitted network initialises this one (``network.init_weights``);
+            None: the config's initialisation.
     """
 
     name: str
     configs: list[str]
     args: list[str] = field(default_factory=list)
+    init_from: str | None = None
 
 
 @dataclass
@@ -173,6 +177,14 @@ def check_spec(spec: PipelineSpec) -> None:
     if spec.prepare is not None:
         problems += [f"prepare: {p}" for p in spec.prepare.problems()]
     stage1_names = {m.name for m in spec.stage1}
+    prepared = spec.prepare.models() if spec.prepare is not None else []
+    for index, model in enumerate(spec.stage1):
+        earlier = [m.name for m in spec.stage1[:index]] + prepared
+        if model.init_from is not None and model.init_from not in earlier:
+            problems.append(
+                f"stage1/{model.name}: init_from {model.init_from!r} is neither an earlier stage-1 model nor a model "
+                f"of the data preparation ({earlier or 'none'})"
+            )
     voters = spec.selection_models if spec.selection_models is not None else [m.name for m in spec.stage1]
     problems += [f"selection_models: {n!r} is not a stage-1 model" for n in voters if n not in stage1_names]
     if spec.selection == "agreement" and len(voters) != 2:

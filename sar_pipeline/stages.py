@@ -215,6 +215,13 @@ class StageBuilder:
         """Label set a stage-2 model trains on."""
         return self.pseudo_set() if model.labels == "pseudo" else model.labels
 
+    def checkpoint_of(self, name: str) -> str:
+        """Best checkpoint of a stage-1 model of this run or of a model the data preparation fitted."""
+        if any(m.name == name for m in self.spec.stage1):
+            return checkpoint_or_placeholder(self.run / "stage1" / name, f"stage1/{name}")
+        assert self.spec.prepare is not None, f"{name} is not a stage-1 model (check_spec catches this)"
+        return self.spec.prepare.checkpoint(name, self)
+
     def model_configs(self, model: Stage1Model | Stage2Model) -> list[str]:
         """A model's LightningCLI config files, as absolute paths."""
         return [str(resolve_config(c).resolve()) for c in model.configs]
@@ -278,12 +285,18 @@ class StageBuilder:
             checkpoint = checkpoint_or_placeholder(fit_folder, fit_id)
             return self.predict_settings(predict_id, predict_folder, lineage, checkpoint, {"pseudo_label_set": pseudo})
 
+        def fit_settings() -> Settings:
+            if model.init_from is None:
+                return self.fit_settings(fit_id, fit_folder, _lineage(produced, []))
+            network = {"network": {"init_weights": self.checkpoint_of(model.init_from)}}
+            return self.fit_settings(fit_id, fit_folder, _lineage(produced, []), model=network)
+
         return [
             Stage(
                 fit_id,
                 "stage1",
                 "fit",
-                lambda: self.fit_settings(fit_id, fit_folder, _lineage(produced, [])),
+                fit_settings,
                 fit_folder,
                 configs,
                 model.args,
