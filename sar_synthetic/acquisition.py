@@ -65,12 +65,17 @@ def optical_date_scene(
     return new[ids].astype(np.uint8)
 
 
-def misregister(rng: np.random.Generator, image: np.ndarray, max_shift: int) -> np.ndarray:
-    """Shift a (C, H, W) image by a random whole number of pixels, at most ``max_shift`` along each axis.
-
-    The border the shift uncovers repeats the edge pixels (the optical image extends past the tile).
-    """
+def misregistration(rng: np.random.Generator, max_shift: int) -> tuple[int, int]:
+    """A random shift of whole pixels, at most ``max_shift`` along each axis ((0, 0), drawing nothing, if 0)."""
     if max_shift <= 0:
-        return image
+        return 0, 0
     dy, dx = (int(v) for v in rng.integers(-max_shift, max_shift + 1, 2))
-    return ndimage.shift(image, (0, dy, dx), order=0, mode="nearest")
+    return dy, dx
+
+
+def misregister(image: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
+    """A (C, H, W) image moved by ``shift`` (rows, columns); the uncovered border repeats the edge pixels
+    (the optical image extends past the tile)."""
+    if shift == (0, 0):
+        return image
+    return ndimage.shift(image, (0, *shift), order=0, mode="nearest")

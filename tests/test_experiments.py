@@ -32,8 +32,11 @@ from tests.helpers.cli import REPO
 EXPERIMENTS = REPO / "experiments"
 YAML_FILES = sorted(EXPERIMENTS.rglob("*.yaml"))
 FRAGMENTS = [p for p in YAML_FILES if p.parent.name in ("base", "variants")]
-PIPELINES = [p for p in YAML_FILES if {"stage1", "stage2"} & set(yaml.safe_load(p.read_text()) or {})]
-LIGHTNING_CONFIGS = [p for p in YAML_FILES if p not in FRAGMENTS and p not in PIPELINES]
+STAGED = [p for p in YAML_FILES if {"stage1", "stage2"} & set(yaml.safe_load(p.read_text()) or {})]
+PIPELINES = [p for p in STAGED if "data_root" in yaml.safe_load(p.read_text())]
+PIPELINE_FRAGMENTS = [p for p in STAGED if p not in PIPELINES]
+"""Stage lists applied after a whole pipeline (named ``<pipeline stem>_<what>.yaml``)."""
+LIGHTNING_CONFIGS = [p for p in YAML_FILES if p not in FRAGMENTS and p not in STAGED]
 FRAGMENT_STAGE = {"source_only.yaml": "demo_stage1.yaml", "no_raa.yaml": "demo_stage1.yaml"}
 """The experiment a variant fragment applies to (default: the stage-2 demo)."""
 
@@ -58,6 +61,7 @@ def _printed_config(args: tuple[str, ...]) -> dict[str, Any]:
 
 def test_the_experiment_folder_is_sorted_into_the_three_kinds() -> None:
     assert {p.name for p in PIPELINES} == {"demo.yaml", "pipeline.yaml"}
+    assert {p.name for p in PIPELINE_FRAGMENTS} == {"demo_arms.yaml"}
     assert {relative(p) for p in FRAGMENTS} >= {
         "base/trainer_cpu.yaml",
         "base/trainer_ddp.yaml",
@@ -114,13 +118,15 @@ def test_every_fragment_parses_composed_and_applies_what_it_states(fragment: Pat
         assert {p: at(composed, p) for p in stated if p not in own} == {p: v for p, v in stated.items() if p not in own}
 
 
-def pipeline_stages(pipeline: Path, tmp_path: Path, *extra: str) -> tuple[PipelineSpec, list]:
-    """A pipeline file's stages on an empty data root (its own preparation's, if it has one)."""
+def pipeline_stages(pipeline: Path | list[Path], tmp_path: Path, *extra: str) -> tuple[PipelineSpec, list]:
+    """A pipeline file's stages (or those of several applied in order) on an empty data root (its own
+    preparation's, if it has one)."""
+    files = pipeline if isinstance(pipeline, list) else [pipeline]
     data = tmp_path / "data"
     data.mkdir()
-    args = [f"--config={pipeline}", f"--data_root={data}", f"--run_dir={tmp_path / 'run'}", "--launch.launcher=local"]
-    args += extra
-    if "prepare" in yaml.safe_load(pipeline.read_text()):
+    args = [*(f"--config={p}" for p in files), f"--data_root={data}", f"--run_dir={tmp_path / 'run'}"]
+    args += ["--launch.launcher=local", *extra]
+    if "prepare" in yaml.safe_load(files[0].read_text()):
         args.append(f"--prepare.init_args.root={data}")
     parser = build_parser()
     init = parser.instantiate(parser.parse_args(args))
@@ -128,8 +134,18 @@ def pipeline_stages(pipeline: Path, tmp_path: Path, *extra: str) -> tuple[Pipeli
     return spec, StageBuilder(spec).build()
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES, ids=relative)
-def test_every_stage_config_of_every_pipeline_parses_as_it_would_run(pipeline: Path, tmp_path: Path) -> None:
+def _composed(fragment: Path) -> list[Path]:
+    return [EXPERIMENTS / f"{fragment.stem.split('_')[0]}.yaml", fragment]
+
+
+@pytest.mark.parametrize(
+    "pipeline",
+    [*PIPELINES, *(_composed(p) for p in PIPELINE_FRAGMENTS)],
+    ids=lambda p: " + ".join(relative(f) for f in p) if isinstance(p, list) else relative(p),
+)
+def test_every_stage_config_of_every_pipeline_parses_as_it_would_run(
+    pipeline: Path | list[Path], tmp_path: Path
+) -> None:
     # Every optional submission setting too, so that the submit stage's settings meet submit's options.
     submission = ["--submission.class_weights=[0, 1, 1, 1, 1, 1, 1, 1, 1]", "--submission.nodata.min_area=5000"]
     spec, stages = pipeline_stages(pipeline, tmp_path, *submission)
@@ -169,6 +185,7 @@ def test_the_model_arguments_of_a_stage_cannot_move_it_off_its_data_root(tmp_pat
 def test_demo_networks_keep_batchnorm_statistics_current(config: Path) -> None:
     """Guard against eval-mode collapse: BatchNorm momentum 0.01 (smp EfficientNets) lags in short CPU runs."""
     network = yaml.safe_load(config.read_text()).get("model", {}).get("init_args", {}).get("network", {})
-    model = build_model(**{k: v for k, v in vars(NetworkConfig(**network)).items() if k != "output_stride"})
+    settings = {k: v for k, v in vars(NetworkConfig(**network)).items() if k not in ("output_stride", "init_weights")}
+    model = build_model(**settings)
     momenta = [m.momentum for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert all(m is None or m >= 0.1 for m in momenta)

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from datamodules.rasters import read_raster
-from sar_synthetic.acquisition import CHANGES, SEASONAL, misregister, optical_date_scene
+from sar_synthetic.acquisition import CHANGES, SEASONAL, misregister, misregistration, optical_date_scene
 from sar_synthetic.arrays import components
 from sar_synthetic.class_values import AGRI, BUILDING, WATER
 from sar_synthetic.layout_writer import generate_demo_data
 from sar_synthetic.scene import generate_scene
 from tests.helpers.data import TINY
 
+OPTICAL = {"rgb_images", "labels_optical_date"}
 SAME_DATE = {"changed_objects": 0.0, "seasonal_swap": 0.0, "optical_shift_max": 0}
 
 
@@ -26,8 +27,7 @@ def _scene(seed: int = 4) -> np.ndarray:
 def test_no_difference_returns_the_scene_and_draws_nothing() -> None:
     scene, rng = _scene(), np.random.default_rng(0)
     assert optical_date_scene(rng, scene, 0.0, 0.0) is scene
-    image = np.arange(2 * 5 * 5, dtype=np.float32).reshape(2, 5, 5)
-    assert misregister(rng, image, 0) is image
+    assert misregistration(rng, 0) == (0, 0)
     assert rng.random() == np.random.default_rng(0).random()
 
 
@@ -57,15 +57,17 @@ def test_change_rates_set_the_share_of_changed_objects() -> None:
 
 def test_misregistration_is_a_whole_pixel_shift_within_the_bound() -> None:
     image = np.random.default_rng(3).random((3, 40, 40)).astype(np.float32)
-    for seed in range(10):
-        out = misregister(np.random.default_rng(seed), image, 2)
+    shifts = {misregistration(np.random.default_rng(seed), 2) for seed in range(30)}
+    assert shifts <= {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)} and len(shifts) > 5
+    for shift in shifts:
+        out = misregister(image, shift)
         matches = [
             (dy, dx)
             for dy in range(-2, 3)
             for dx in range(-2, 3)
             if np.array_equal(out[:, 2:-2, 2:-2], image[:, 2 - dy : 38 - dy, 2 - dx : 38 - dx])
         ]
-        assert len(matches) == 1
+        assert matches == [shift]
 
 
 @pytest.fixture(scope="module")
@@ -83,4 +85,17 @@ def test_the_differences_reach_only_the_optical_tiles(roots: tuple[Path, Path]) 
         relative = path.relative_to(same)
         if not np.array_equal(read_raster(path), read_raster(other / relative)):
             differing.append(relative)
-    assert differing and all(p.parts[-2] == "rgb_images" and p.parts[0] == "OpenEarthMap-SAR" for p in differing)
+    assert differing and all(p.parts[-2] in OPTICAL for p in differing)
+    assert {p.parts[-2] for p in differing} == OPTICAL
+
+
+def test_the_optical_date_labels_are_the_misregistered_scene_the_optical_tile_shows(roots: tuple[Path, Path]) -> None:
+    same, other = roots
+    train = "OpenEarthMap-SAR/train"
+    for path in sorted((same / train / "labels_optical_date").glob("*.tif")):
+        assert np.array_equal(read_raster(path), read_raster(same / train / "labels_truth" / path.name))
+    changed = [
+        (read_raster(p) != read_raster(other / train / "labels_truth" / p.name)).mean()
+        for p in sorted((other / train / "labels_optical_date").glob("*.tif"))
+    ]
+    assert 0 < np.mean(changed) < 0.8

@@ -32,7 +32,7 @@ def _expected_files() -> set[str]:
         name = f"TrainArea_{i:03d}.tif"
         files |= {f"{SAR}/train/{d}/{name}" for d in ("sar_images", "labels", "labels_truth")}
         if i < 4:  # the last train tile has no RGB partner
-            files.add(f"{SAR}/train/rgb_images/{name}")
+            files |= {f"{SAR}/train/rgb_images/{name}", f"{SAR}/train/labels_optical_date/{name}"}
     for i in range(1, 3):
         files |= {f"{SAR}/val/{d}/ValArea_{i:03d}.tif" for d in ("sar_images", "rgb_images", "labels")}
     for i in range(1, 5):
