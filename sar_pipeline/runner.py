@@ -2,7 +2,8 @@
 
 A complete stage is skipped, so a killed pipeline re-run with the same command resumes where it
 stopped (a fit from its newest checkpoint). Stage output is shown live and kept in
-``<stage folder>/stage.log``.
+``<stage folder>/stage.log``. With ``launch.parallel`` > 1 the stage-2 models' fit-and-map chains
+run side by side (their output goes to their logs only, and a line when each stage ends).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 
@@ -76,8 +78,9 @@ def stage_command(spec: PipelineSpec, stage: Stage) -> list[str]:
     return [*command_prefix(spec.launch, stage.distributed), stage.subcommand, *stage.arguments()]
 
 
-def stage_environment(spec: PipelineSpec, stage: Stage) -> dict[str, str]:
-    """The stage's environment: W&B group, job type and resume mode (the run id is the logger's), unbuffered output."""
+def stage_environment(spec: PipelineSpec, stage: Stage, threads: int | None = None) -> dict[str, str]:
+    """The stage's environment: W&B group, job type and resume mode (the run id is the logger's), unbuffered
+    output, and ``threads`` torch threads when given (stages side by side)."""
     env = dict(os.environ)
     # A stage must own its W&B service: one inherited from the runner (or a parent job) keeps writing
     # the stage's offline run after the stage exited, and is unreachable from other SLURM nodes.
@@ -92,6 +95,8 @@ def stage_environment(spec: PipelineSpec, stage: Stage) -> dict[str, str]:
     )
     if spec.tracking.entity:
         env["WANDB_ENTITY"] = spec.tracking.entity
+    if threads is not None:
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     return env
 
 
@@ -102,18 +107,84 @@ def _move_aside(paths: list[Path]) -> None:
             path.rename(path.with_name(f"{path.name}.replaced-{stamp}"))
 
 
-def _run_logged(command: list[str], env: dict[str, str], log: Path) -> int:
-    """Run ``command``, streaming its output to the console and to ``log``; its exit code."""
+def _run_logged(command: list[str], env: dict[str, str], log: Path, live: bool = True) -> int:
+    """Run ``command``, streaming its output to ``log`` (and to the console if ``live``); its exit code."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         sink.write(f"\n$ {shlex.join(command)}\n".encode())
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert process.stdout is not None
         while chunk := os.read(process.stdout.fileno(), 65536):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
+            if live:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
             sink.write(chunk)
         return process.wait()
+
+
+def side_by_side(stages: list[Stage]) -> list[list[list[Stage]]]:
+    """The stages as blocks of chains: the stage-2 models' fit-and-map chains in one block (run side by
+    side), every other stage a block of one chain of one stage; pipeline order is kept."""
+    blocks: list[list[list[Stage]]] = []
+    chains: dict[str, list[Stage]] = {}
+    for stage in stages:
+        if stage.kind in ("stage2", "maps"):
+            if not chains:
+                blocks.append([])
+            model = stage.id.split("/", 1)[1]
+            if model not in chains:
+                chains[model] = []
+                blocks[-1].append(chains[model])
+            chains[model].append(stage)
+        else:
+            chains = {}
+            blocks.append([[stage]])
+    return blocks
+
+
+def _run_stage(spec: PipelineSpec, stage: Stage, rerun: bool, threads: int | None = None) -> None:
+    """Run one stage unless it is complete (or does not apply); raise StageFailedError if it fails."""
+    reason = stage.skip_reason() if stage.skip_reason is not None else None
+    if reason is not None:
+        print(f"[{stage.id}] skipped: {reason}")
+        return
+    if stage.is_complete() and not rerun:
+        print(f"[{stage.id}] complete, skipped")
+        return
+    if rerun:
+        _move_aside([*stage.outputs, stage.folder / "checkpoints"])
+    stage.clear_mark()
+    settings = stage.write_settings()  # after moving old checkpoints aside: they decide the resume point
+    command = stage_command(spec, stage)
+    log = stage.folder / "stage.log"
+    print(f"[{stage.id}] {shlex.join(command)}" + (f"\n[{stage.id}] output: {log}" if threads else ""), flush=True)
+    stage_start = time.perf_counter()
+    code = _run_logged(command, stage_environment(spec, stage, threads), log, live=threads is None)
+    if code != 0:
+        raise StageFailedError(
+            f"stage {stage.id} failed (exit code {code}); its log: {log}. Re-run the same command to resume from there."
+        )
+    stage.mark_complete(command, settings)
+    if not stage.distributed and stage.tracked:
+        track_tool_stage(spec, stage)
+    print(f"[{stage.id}] done in {time.perf_counter() - stage_start:.1f} s", flush=True)
+
+
+def _run_side_by_side(spec: PipelineSpec, chains: list[list[Stage]], rerun: bool) -> None:
+    """Run chains at the same time, each stage with its share of the cores; the first failure is raised
+    after every chain stopped."""
+    jobs = min(spec.launch.parallel, len(chains))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+
+    def run_chain(chain: list[Stage]) -> None:
+        for stage in chain:
+            _run_stage(spec, stage, rerun, threads)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_chain, chain) for chain in chains]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
 
 
 def check_data_root(spec: PipelineSpec) -> None:
@@ -163,36 +234,18 @@ def run_pipeline(
     stages = select_stages(builder.build(), start, only)
     _announce(spec, builder)
     started = time.perf_counter()
-    for stage in stages:
-        reason = stage.skip_reason() if stage.skip_reason is not None and not dry_run else None
-        if reason is not None:
-            print(f"[{stage.id}] skipped: {reason}")
-            continue
-        if dry_run:
+    if dry_run:
+        for stage in stages:
             state = "complete, would be skipped" if stage.is_complete() and not rerun else "would run"
             print(f"[{stage.id}] ({state})\n  {shlex.join(stage_command(spec, stage))}")
             print(textwrap.indent(f"{stage.settings_file.name}:\n{settings_text(stage.settings()).rstrip()}", "    "))
-            continue
-        if stage.is_complete() and not rerun:
-            print(f"[{stage.id}] complete, skipped")
-            continue
-        if rerun:
-            _move_aside([*stage.outputs, stage.folder / "checkpoints"])
-        stage.clear_mark()
-        settings = stage.write_settings()  # after moving old checkpoints aside: they decide the resume point
-        command = stage_command(spec, stage)
-        print(f"[{stage.id}] {shlex.join(command)}", flush=True)
-        stage_start = time.perf_counter()
-        code = _run_logged(command, stage_environment(spec, stage), stage.folder / "stage.log")
-        if code != 0:
-            raise StageFailedError(
-                f"stage {stage.id} failed (exit code {code}); its log: {stage.folder / 'stage.log'}. "
-                "Re-run the same command to resume from there."
-            )
-        stage.mark_complete(command, settings)
-        if not stage.distributed and stage.tracked:
-            track_tool_stage(spec, stage)
-        print(f"[{stage.id}] done in {time.perf_counter() - stage_start:.1f} s", flush=True)
+    else:
+        for block in side_by_side(stages) if spec.launch.parallel > 1 else [[[s]] for s in stages]:
+            if len(block) > 1:
+                _run_side_by_side(spec, block, rerun)
+            else:
+                for stage in block[0]:
+                    _run_stage(spec, stage, rerun)
     if not dry_run:
         print(f"pipeline {run_name(spec)} finished in {time.perf_counter() - started:.1f} s")
         _announce(spec, builder)
