@@ -131,7 +131,8 @@ def test_oem_sar_grids_have_the_configured_gsd_and_scale_the_scene(tiny: Path) -
         assert np.hypot(b, e) == pytest.approx(np.hypot(a, d))
     for path in sorted((tiny / "OpenEarthMap").glob("*/images/*.tif")):
         assert TINY.oem_gsd_range[0] <= raster_info(path).transform.a <= TINY.oem_gsd_range[1], path
-    assert sar_content_scale(TINY, 0.15, 0.5) == pytest.approx(0.5 / 0.15)
+    assert sar_content_scale(replace(TINY, domain_gap=1.0), 0.15, 0.5) == pytest.approx(0.5 / 0.15)
+    assert sar_content_scale(replace(TINY, domain_gap=0.5), 0.15, 0.5) == pytest.approx(1 + 0.5 * (0.5 / 0.15 - 1))
     assert sar_content_scale(replace(TINY, domain_gap=0.0), 0.15, 0.5) == 1.0
 
 
