@@ -37,6 +37,9 @@ class NetworkConfig:
     decoder_attention_type: DecoderAttention | None = None
     """U-Net only: ``scse`` (spatial and channel squeeze-and-excitation in every decoder block, the contest
     baseline's) or None."""
+    init_weights: str | None = None
+    """A checkpoint of the same network (e.g. a fitted stage-1 model) whose weights initialise the whole
+    network: encoder, decoder and head (after ``encoder_weights``). None: no such initialisation."""
 
 
 def padded_forward(network: nn.Module, images: Tensor, stride: int) -> Tensor:
@@ -49,8 +52,9 @@ def padded_forward(network: nn.Module, images: Tensor, stride: int) -> Tensor:
 
 
 def build_network(config: NetworkConfig) -> nn.Module:
-    """The network a :class:`NetworkConfig` describes (see :func:`build_model`)."""
-    return build_model(
+    """The network a :class:`NetworkConfig` describes (see :func:`build_model`), initialised from
+    ``init_weights`` if given."""
+    model = build_model(
         config.arch,
         config.encoder,
         config.in_channels,
@@ -59,6 +63,9 @@ def build_network(config: NetworkConfig) -> nn.Module:
         config.bn_momentum,
         config.decoder_attention_type,
     )
+    if config.init_weights is not None:
+        load_network_weights(model, config.init_weights)
+    return model
 
 
 def build_model(
@@ -165,6 +172,30 @@ def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike) -> None:
         warnings.warn(
             f"{path}: {missing} encoder tensors not found in the file keep their initial values", stacklevel=2
         )
+
+
+def load_network_weights(network: nn.Module, path: str | os.PathLike) -> None:
+    """Load every weight of a checkpoint's network (Lightning's ``model.`` prefix) into ``network``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file's network is not this one (a missing, extra or differently shaped tensor).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: initial weights file does not exist")
+    state = _read_state_dict(path)
+    if any(k.startswith("model.") for k in state):
+        state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    target = network.state_dict()
+    wrong = sorted(k for k in target.keys() | state.keys() if k not in state or k not in target)
+    wrong += sorted(k for k in target.keys() & state.keys() if target[k].shape != state[k].shape)
+    if wrong:
+        raise ValueError(
+            f"{path}: its network differs from this one in {len(wrong)} tensors (e.g. {wrong[0]}); "
+            "init_weights needs a checkpoint of the same arch, encoder, input channels and classes"
+        )
+    network.load_state_dict(state)
 
 
 def is_norm_parameter(module: nn.Module) -> bool:

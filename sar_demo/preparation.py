@@ -9,6 +9,7 @@ relabelling, and a missing one is an error.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -54,6 +55,21 @@ class DemoPreparation(DataPreparation):
             f"the demo generates its data only into its own root {self.root}; to generate it into another folder, "
             "give that folder as both --data_root and --prepare.init_args.root"
         )
+
+    def models(self) -> list[str]:
+        return [self.official_labeller.name] if self.official_labeller else []
+
+    def checkpoint(self, name: str, builder: StageBuilder) -> str:
+        """The labeller's checkpoint: the one its installed labels record (fitted by the first run on this
+        data root), else the one this run fits."""
+        if self.official_labeller is None or name != self.official_labeller.name:
+            return super().checkpoint(name, builder)
+        marker = official_labels_marker(builder.root)
+        if marker.is_file():
+            recorded = json.loads(marker.read_text()).get("checkpoint")
+            if recorded:
+                return str(recorded)
+        return builder.checkpoint_of(builder.run / "stage1" / name, f"stage1/{name}")
 
     def problems(self) -> list[str]:
         return model_problems("official_labeller", [self.official_labeller]) if self.official_labeller else []

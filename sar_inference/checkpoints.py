@@ -321,7 +321,7 @@ def load_model(path: str | os.PathLike, kind: TaskKind | None = "sar") -> Loaded
     if record.kind == "sar" and in_channels not in SAR_INPUT_CHANNELS:
         raise DataError(path, f"network takes {in_channels} input channels; a SAR model takes 1 or 3")
     # Weights come from the file: never download or read the encoder's initial weights again.
-    network = build_network(dataclasses.replace(record.network, encoder_weights=None))
+    network = build_network(dataclasses.replace(record.network, encoder_weights=None, init_weights=None))
     prefix = "teacher." if record.predict_with == "teacher" else "model."
     try:
         network.load_state_dict(network_weights(path, state, prefix))

@@ -31,6 +31,14 @@ class DataPreparation(ABC):
     def describe(self) -> str:
         """One sentence for error messages: which data root this preparation makes, and how to point it elsewhere."""
 
+    def models(self) -> list[str]:
+        """Names of the models this preparation fits, which a stage-1 model may be initialised from."""
+        return []
+
+    def checkpoint(self, name: str, builder: StageBuilder) -> str:
+        """The fitted checkpoint of one of :meth:`models` (a placeholder naming it before it is fitted)."""
+        raise KeyError(f"the data preparation fits no model called {name!r}")
+
     def problems(self) -> list[str]:
         """What makes this preparation unable to run, one line each (checked before any stage starts)."""
         return []

@@ -2,7 +2,8 @@
 
 Scores every stage-2 model's test maps and the submission on the test labels with the official
 metric, and, when the data has clean training truth (the synthetic demo's ``train/labels_truth``),
-the quality of the label sets stage 2 learned from.
+the quality of the label sets stage 2 learned from (and of the demo's ``train/labels_optical_date``,
+what the optical partners show: the best any optical labeller could do).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from datamodules.rasters import DataError, atomic_output
 from sar_inference.evaluation import evaluate
 
 TRUTH = "labels_truth"
+OPTICAL_DATE = "labels_optical_date"
+"""What the synthetic demo's optical partners show (a perfect optical labeller's labels), when present."""
 
 
 def _row(name: str, scored_on: str, scores: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +78,9 @@ def pipeline_report(run_dir: str, data_root: str, output: str, label_sets: list[
         raise DataError(run, "no maps/<model>/labels and no submission/ to score")
     truth = sar_root / "train" / TRUTH
     if truth.is_dir():
-        for name, folder in zip(label_sets or [], sets, strict=True):
+        ceiling = sar_root / "train" / OPTICAL_DATE  # labels of the optical date: what the labeller could reach
+        extra = [(OPTICAL_DATE, ceiling)] if ceiling.is_dir() else []
+        for name, folder in [*zip(label_sets or [], sets, strict=True), *extra]:
             scores = evaluate(str(folder), str(truth), progress=False, only_predicted=True)
             rows.append(_row(f"train/{name}", "train truth", scores))
     table = markdown_table(rows)

@@ -3,7 +3,9 @@
 A complete stage is skipped, so a killed pipeline re-run with the same command resumes where it
 stopped (a fit from its newest checkpoint). Stage output is shown live and kept in
 ``<stage folder>/stage.log``. Before the first stage starts, everything the stages to run would
-write is checked against the output rule (:mod:`datamodules.output_safety`).
+write is checked against the output rule (:mod:`datamodules.output_safety`). With
+``launch.parallel`` > 1 the stage-2 models' fit-and-map chains run side by side (their output goes
+to their logs only, and a line when each stage ends).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 
@@ -90,8 +93,9 @@ def stage_command(spec: PipelineSpec, stage: Stage, dry_run: bool = False) -> li
     return [*prefix, stage.subcommand, *stage.arguments()]
 
 
-def stage_environment(spec: PipelineSpec, stage: Stage) -> dict[str, str]:
-    """The stage's environment: W&B group, job type and resume mode (the run id is the logger's), unbuffered output."""
+def stage_environment(spec: PipelineSpec, stage: Stage, threads: int | None = None) -> dict[str, str]:
+    """The stage's environment: W&B group, job type and resume mode (the run id is the logger's), unbuffered
+    output, and ``threads`` torch threads when given (stages side by side)."""
     env = dict(os.environ)
     # A stage must own its W&B service: one inherited from the runner (or a parent job) keeps writing
     # the stage's offline run after the stage exited, and is unreachable from other SLURM nodes.
@@ -106,6 +110,8 @@ def stage_environment(spec: PipelineSpec, stage: Stage) -> dict[str, str]:
     )
     if spec.tracking.entity:
         env["WANDB_ENTITY"] = spec.tracking.entity
+    if threads is not None:
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     return env
 
 
@@ -117,9 +123,10 @@ def _move_aside(paths: list[Path]) -> None:
 
 
 def _run_logged(
-    command: list[str], env: dict[str, str], log: Path, requeue: RequeueOnSignal | None = None
+    command: list[str], env: dict[str, str], log: Path, requeue: RequeueOnSignal | None = None, live: bool = True
 ) -> tuple[int, str | None]:
-    """Run ``command``, streaming its output to the console and to ``log``; its exit code and last ``error:`` line.
+    """Run ``command``, streaming its output to ``log`` (and to the console if ``live``); its exit code and
+    last ``error:`` line.
 
     ``requeue``, if given, passes SLURM's warning signal on to the process while it runs.
     """
@@ -132,8 +139,9 @@ def _run_logged(
         if requeue is not None:
             requeue.watch(process)
         while chunk := os.read(process.stdout.fileno(), 65536):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
+            if live:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
             sink.write(chunk)
             tail = (tail + chunk)[-65536:]
         code = process.wait()
@@ -167,6 +175,84 @@ def check_pipeline_outputs(spec: PipelineSpec, stages: list[Stage], rerun: bool,
     check_outputs("pipeline", outputs, inputs=[root] if is_data_root(root) else [], claim=False)
     if claim:
         check_outputs("pipeline", outputs[:1])
+
+
+def side_by_side(stages: list[Stage]) -> list[list[list[Stage]]]:
+    """The stages as blocks of chains: the stage-2 models' fit-and-map chains in one block (run side by
+    side), every other stage a block of one chain of one stage; pipeline order is kept."""
+    blocks: list[list[list[Stage]]] = []
+    chains: dict[str, list[Stage]] = {}
+    for stage in stages:
+        if stage.kind in ("stage2", "maps"):
+            if not chains:
+                blocks.append([])
+            model = stage.id.split("/", 1)[1]
+            if model not in chains:
+                chains[model] = []
+                blocks[-1].append(chains[model])
+            chains[model].append(stage)
+        else:
+            chains = {}
+            blocks.append([[stage]])
+    return blocks
+
+
+def _run_stage(
+    spec: PipelineSpec, stage: Stage, rerun: bool, threads: int | None = None, requeue: RequeueOnSignal | None = None
+) -> None:
+    """Run one stage unless it is complete (or does not apply).
+
+    Raises:
+        StageFailedError: its process failed, or (StageInterruptedError) SLURM's warning signal
+            stopped it (``requeue``) and the job was requeued.
+    """
+    reason = stage.skip_reason() if stage.skip_reason is not None else None
+    if reason is not None:
+        print(f"[{stage.id}] skipped: {reason}")
+        return
+    if stage.is_complete() and not rerun:
+        print(f"[{stage.id}] complete, skipped")
+        return
+    if rerun:
+        _move_aside([*stage.outputs, stage.folder / "checkpoints"])
+    stage.clear_mark()
+    check_outputs("pipeline", [Output(stage.folder, "folder", f"the folder of stage {stage.id}")])
+    settings = stage.write_settings()  # after moving old checkpoints aside: they decide the resume point
+    command = stage_command(spec, stage)
+    log = stage.folder / "stage.log"
+    print(f"[{stage.id}] {shlex.join(command)}" + (f"\n[{stage.id}] output: {log}" if threads else ""), flush=True)
+    stage_start = time.perf_counter()
+    env = stage_environment(spec, stage, threads)
+    code, error = _run_logged(command, env, log, requeue, live=threads is None)
+    if requeue is not None and requeue.requested:
+        _stop_for_requeue(requeue, stage)  # never marked complete: it resumes from its checkpoint
+    if code != 0:
+        raise StageFailedError(
+            f"stage {stage.id} failed (exit code {code}"
+            + (f": {error}" if error else "")
+            + f"); its log: {log}. Fix the cause and re-run the same command to resume."
+        )
+    stage.mark_complete(command, settings)
+    if not stage.distributed and stage.tracked:
+        track_tool_stage(spec, stage)
+    print(f"[{stage.id}] done in {time.perf_counter() - stage_start:.1f} s", flush=True)
+
+
+def _run_side_by_side(spec: PipelineSpec, chains: list[list[Stage]], rerun: bool) -> None:
+    """Run chains at the same time, each stage with its share of the cores; the first failure is raised
+    after every chain stopped."""
+    jobs = min(spec.launch.parallel, len(chains))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+
+    def run_chain(chain: list[Stage]) -> None:
+        for stage in chain:
+            _run_stage(spec, stage, rerun, threads)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_chain, chain) for chain in chains]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
 
 
 def check_data_root(spec: PipelineSpec) -> None:
@@ -233,42 +319,20 @@ def run_pipeline(
     if spec.launch.launcher == "slurm" and not dry_run:
         requeue = RequeueOnSignal(spec.launch.requeue_grace)
         requeue.install()
-    for stage in stages:
-        if requeue is not None and requeue.requested:
-            _stop_for_requeue(requeue, stage)
-        reason = stage.skip_reason() if stage.skip_reason is not None and not dry_run else None
-        if reason is not None:
-            print(f"[{stage.id}] skipped: {reason}")
-            continue
-        if dry_run:
+    if dry_run:
+        for stage in stages:
             state = "complete, would be skipped" if stage.is_complete() and not rerun else "would run"
             print(f"[{stage.id}] ({state})\n  {shlex.join(stage_command(spec, stage, dry_run=True))}")
             print(textwrap.indent(f"{stage.settings_file.name}:\n{settings_text(stage.settings()).rstrip()}", "    "))
-            continue
-        if stage.is_complete() and not rerun:
-            print(f"[{stage.id}] complete, skipped")
-            continue
-        if rerun:
-            _move_aside([*stage.outputs, stage.folder / "checkpoints"])
-        stage.clear_mark()
-        check_outputs("pipeline", [Output(stage.folder, "folder", f"the folder of stage {stage.id}")])
-        settings = stage.write_settings()  # after moving old checkpoints aside: they decide the resume point
-        command = stage_command(spec, stage)
-        print(f"[{stage.id}] {shlex.join(command)}", flush=True)
-        stage_start = time.perf_counter()
-        code, error = _run_logged(command, stage_environment(spec, stage), stage.folder / "stage.log", requeue)
-        if requeue is not None and requeue.requested:
-            _stop_for_requeue(requeue, stage)  # never marked complete: it resumes from its checkpoint
-        if code != 0:
-            raise StageFailedError(
-                f"stage {stage.id} failed (exit code {code}"
-                + (f": {error}" if error else "")
-                + f"); its log: {stage.folder / 'stage.log'}. Fix the cause and re-run the same command to resume."
-            )
-        stage.mark_complete(command, settings)
-        if not stage.distributed and stage.tracked:
-            track_tool_stage(spec, stage)
-        print(f"[{stage.id}] done in {time.perf_counter() - stage_start:.1f} s", flush=True)
+    else:
+        for block in side_by_side(stages) if spec.launch.parallel > 1 else [[[s]] for s in stages]:
+            if len(block) > 1:
+                _run_side_by_side(spec, block, rerun)
+                continue
+            for stage in block[0]:
+                if requeue is not None and requeue.requested:
+                    _stop_for_requeue(requeue, stage)
+                _run_stage(spec, stage, rerun, requeue=requeue)
     if not dry_run:
         print(f"pipeline {run_name(spec)} finished in {time.perf_counter() - started:.1f} s")
         _announce(spec, builder)

@@ -32,11 +32,15 @@ class Stage1Model:
         configs: LightningCLI config files, applied in order (each after the fragments it names under
             ``base:``), e.g. an experiment and a variant fragment of ``experiments/variants/``.
         args: extra LightningCLI arguments, e.g. ``["--trainer.max_steps=600"]``.
+        init_from: an earlier stage-1 model, or a model of the data preparation (the demo's official
+            labeller), whose whole fitted network initialises this one (``network.init_weights``);
+            None: the config's initialisation.
     """
 
     name: str
     configs: list[str]
     args: list[str] = field(default_factory=list)
+    init_from: str | None = None
 
 
 @dataclass
@@ -116,6 +120,9 @@ class LaunchSettings:
         requeue_grace: under SLURM, seconds a stage has after the job's warning signal (SIGUSR1) to
             save its checkpoint and exit before the runner requeues the job anyway; keep it below
             the sbatch ``--signal`` lead time (90 s in ``experiments/slurm/pipeline.sbatch``).
+        parallel: stage-2 models fitted and mapped at the same time (local launcher only), each with
+            ``cores / parallel`` threads; 1 runs one stage at a time. On a small CPU machine two
+            fits side by side on one core each finish sooner than one after the other on both.
     """
 
     launcher: Launcher = "local"
@@ -125,6 +132,7 @@ class LaunchSettings:
     strategy: str | None = None
     python: str | None = None
     requeue_grace: float = 60.0
+    parallel: int = 1
 
 
 @dataclass
@@ -215,6 +223,14 @@ def check_spec(spec: PipelineSpec) -> None:
     if spec.prepare is not None:
         problems += [f"prepare: {p}" for p in spec.prepare.problems()]
     stage1_names = {m.name for m in spec.stage1}
+    prepared = spec.prepare.models() if spec.prepare is not None else []
+    for index, model in enumerate(spec.stage1):
+        earlier = [m.name for m in spec.stage1[:index]] + prepared
+        if model.init_from is not None and model.init_from not in earlier:
+            problems.append(
+                f"stage1/{model.name}: init_from {model.init_from!r} is neither an earlier stage-1 model nor a model "
+                f"of the data preparation ({earlier or 'none'})"
+            )
     voters = spec.selection_models if spec.selection_models is not None else [m.name for m in spec.stage1]
     problems += [f"selection_models: {n!r} is not a stage-1 model" for n in voters if n not in stage1_names]
     if spec.selection == "agreement" and len(voters) != 2:
@@ -234,6 +250,10 @@ def check_spec(spec: PipelineSpec) -> None:
             problems.append(f"stage2/{model.name}: labels 'pseudo' need at least one stage-1 model")
         if model.init_from is not None and model.init_from not in stage1_names:
             problems.append(f"stage2/{model.name}: init_from {model.init_from!r} is not a stage-1 model")
+    if spec.launch.parallel < 1:
+        problems.append(f"launch.parallel must be >= 1, got {spec.launch.parallel}")
+    if spec.launch.parallel > 1 and spec.launch.launcher != "local":
+        problems.append("launch.parallel > 1 runs stages side by side on this machine: it needs launcher 'local'")
     if not spec.stage1 and not spec.stage2:
         problems.append("the pipeline has no stage-1 and no stage-2 model")
     if problems:

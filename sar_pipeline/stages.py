@@ -243,6 +243,13 @@ class StageBuilder:
         """Label set a stage-2 model trains on."""
         return self.pseudo_set() if model.labels == "pseudo" else model.labels
 
+    def stage1_checkpoint(self, name: str) -> str:
+        """The fed checkpoint of a stage-1 model of this run, or of a model the data preparation fitted."""
+        if any(m.name == name for m in self.spec.stage1):
+            return self.checkpoint_of(self.run / "stage1" / name, f"stage1/{name}")
+        assert self.spec.prepare is not None, f"{name} is not a stage-1 model (check_spec catches this)"
+        return self.spec.prepare.checkpoint(name, self)
+
     def model_configs(self, model: Stage1Model | Stage2Model) -> list[str]:
         """A model's LightningCLI config files, as absolute paths."""
         return [str(resolve_config(c).resolve()) for c in model.configs]
@@ -321,12 +328,18 @@ class StageBuilder:
             checkpoint = self.checkpoint_of(fit_folder, fit_id)
             return self.predict_settings(predict_id, predict_folder, lineage, checkpoint, {"pseudo_label_set": pseudo})
 
+        def fit_settings() -> Settings:
+            if model.init_from is None:
+                return self.fit_settings(fit_id, fit_folder, _lineage(produced, []))
+            network = {"network": {"init_weights": self.stage1_checkpoint(model.init_from)}}
+            return self.fit_settings(fit_id, fit_folder, _lineage(produced, []), model=network)
+
         return [
             Stage(
                 fit_id,
                 "stage1",
                 "fit",
-                lambda: self.fit_settings(fit_id, fit_folder, _lineage(produced, [])),
+                fit_settings,
                 fit_folder,
                 configs,
                 args,
@@ -373,8 +386,7 @@ class StageBuilder:
         def fit_settings() -> Settings:
             uses, network = [self.set_ref(labels)], None
             if model.init_from:
-                folder = self.run / "stage1" / model.init_from
-                network = {"network": {"encoder_weights": self.checkpoint_of(folder, f"stage1/{model.init_from}")}}
+                network = {"network": {"encoder_weights": self.stage1_checkpoint(model.init_from)}}
                 uses.append(self._model_ref("stage1", model.init_from))
             lineage = _lineage(ArtifactRef(f"stage2-{model.name}-{self.name}", "model"), uses)
             return self.fit_settings(fit_id, fit_folder, lineage, {"label_set": labels}, network)

@@ -4,7 +4,10 @@ Every variant is a model of an ordinary pipeline (``cli.py pipeline``), derived 
 base pipeline's stage-1 and stage-2 models, so stages shared between variants run once per seed:
 
 - stage 1: source-only, mean teacher, mean teacher + RAA (the method), and the method with the
-  hard pixel threshold or no weighting instead of the threshold-free image weights;
+  hard pixel threshold or no weighting instead of the threshold-free image weights, with one-view
+  pseudo-labels instead of the base model's flips, and from random weights instead of the base
+  model's ``init_from`` (the demo's stage 1 starts from the official labeller, so source-only is the
+  labeller trained on for as many steps as the adapted variants);
 - stage 2 (on the method's pseudo-labels unless said): SCE + Lovasz (the method), CE, SCE alone,
   the official labels (with SCE + Lovasz, and with CE: the contest baseline), the agreement of
   two stage-1 models (mean teacher with and without RAA), a larger encoder (ResNet-34), and one
@@ -17,8 +20,9 @@ Two scores per variant, mean ± standard deviation over seeds: the pseudo-labels
 clean truth of the OEM-SAR training tiles, and the SAR map's mIoU on the clean test truth.
 
 The data is the base pipeline's (the demo data, its official labels written by the source-only
-labeller); each run is smaller than the demo's (crops of 96 px, 150 steps per fit) to bring the
-study near an hour on 2 CPU cores (with 128 px crops one seed's main pipeline took ~33 minutes).
+labeller, fitted once at the base pipeline's own size); each other run is smaller than the demo's
+(crops of 96 px, 150 steps per fit) to bring the study near an hour on 2 CPU cores (with 128 px
+crops one seed's main pipeline took ~33 minutes).
 The pipelines run ``--jobs`` at a time (default: one per core, each on one thread); the seeds'
 main pipelines share one data root, which the first one prepares while the others wait.
 
@@ -56,10 +60,12 @@ CLI = [sys.executable, str(REPO / "cli.py")]
 
 
 class Change(NamedTuple):
-    """What a variant adds to the base pipeline's model: config fragments, then arguments."""
+    """What a variant adds to the base pipeline's model: config fragments, then arguments; ``cold``
+    drops the base model's ``init_from`` (the network starts from its config's initialisation)."""
 
     configs: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
+    cold: bool = False
 
 
 SAME = Change()
@@ -79,6 +85,11 @@ STAGE1 = {
         Change(args=("--model.init_args.adaptation.weighting=pixel_threshold",)),
     ),
     "no_weighting": ("every pseudo-label weighs 1", Change(args=("--model.init_args.adaptation.weighting=none",))),
+    "one_view": (
+        "the method's pseudo-labels from one view, no flips",
+        Change(args=("--model.init_args.inference.flips=[none]",)),
+    ),
+    "cold_start": ("the method from random weights, not from the labeller", Change(cold=True)),
 }
 VOTERS = ["mt_raa", "mean_teacher"]
 QUICK_STAGE1 = ("source_only", "mt_raa")
@@ -107,16 +118,19 @@ def stage2_variants(stage1: list[str], quick: bool) -> dict[str, tuple[str, str,
 
 def changed(base_model: dict[str, Any], name: str, change: Change, size_args: list[str]) -> dict[str, Any]:
     """A pipeline model: the base model with a variant's fragments and arguments, at the study's size."""
-    return {
+    model = {
         "name": name,
         "configs": [*base_model["configs"], *change.configs],
         "args": [*base_model.get("args", []), *change.args, *size_args],
     }
+    if base_model.get("init_from") and not change.cold:
+        model["init_from"] = base_model["init_from"]
+    return model
 
 
 def preparation(base: dict[str, Any], data: Path, settings: dict[str, Any], labeller_args: list[str] | None) -> dict:
     """The base pipeline's data preparation, pointed at ``data`` with ``settings``; its official
-    labeller (if any) gets ``labeller_args`` added, or is dropped when they are None."""
+    labeller (if any) gets ``labeller_args`` added (after its own), or is dropped when they are None."""
     if "prepare" not in base:
         raise SystemExit("the base pipeline has no 'prepare' step: the study needs generated data with a clean truth")
     init = {**base["prepare"].get("init_args", {}), "root": str(data), "settings": settings}
@@ -138,8 +152,8 @@ def study_pipeline(base: dict[str, Any], folder: Path, data: Path, seed: int, qu
         stage2.append({**changed(s2_base, name, change, size["stage2"]), "labels": labels, "ensemble": False})
     pipeline = {
         "data_root": str(data),
-        # the official labels: a source-only model with the stage-1 variants' budget
-        "prepare": preparation(base, data, size["data"], labeller_args=size["stage1"]),
+        # the official labels: the base pipeline's labeller as it is (the stage-1 variants start from it)
+        "prepare": preparation(base, data, size["data"], labeller_args=size["labeller"]),
         "run_dir": str(folder),
         "seed": seed,
         "stage1": stage1,
@@ -353,6 +367,9 @@ def study_size(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]
         smaller = [f"--data.init_args.crop_size={args.crop}"]
     return {
         "data": data,
+        "labeller": [f"--trainer.max_steps={steps1}", f"--trainer.val_check_interval={steps1}", *smaller]
+        if args.quick
+        else [],
         "stage1": [f"--trainer.max_steps={steps1}", f"--trainer.val_check_interval={steps1}", *smaller],
         "stage2": [f"--trainer.max_steps={steps2}", f"--trainer.val_check_interval={steps2}", *smaller],
     }

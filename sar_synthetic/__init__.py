@@ -10,7 +10,9 @@ crossing roads). Each scene is rendered as
   lower effective resolution drawn per tile (by default r ~ U(0.4, 1.0) of its source's pixels: the
   range the reference resolution alignment augmentation was designed for, U(0.1, 0.35) of a 1024 px
   tile, scaled to the miniature's content, see ``optical_resolution_range``), all scaled by
-  ``domain_gap`` (0 renders exactly like OEM),
+  ``domain_gap`` (0 renders exactly like OEM; the default 0.5 is calibrated, see ``config``), and
+  taken at another date than its SAR tile (``acquisition``: changed objects, fields in another
+  season, a misregistration),
 * a SAR amplitude image: class-dependent backscatter, double-bounce building edges and radar
   shadows, multiplicative gamma speckle, a per-tile relative 8-bit scaling with ~10-22 % exact
   zeros inside the valid area (the real Umbra sample has ~24 %), and black border-connected no-data
@@ -25,12 +27,13 @@ Water is dark in SAR (~80 % exact zeros, rarely a solid zero block of a few % of
 water in real data); no-data wedges are solid, straight-edged, cut at a corner, 5-30 % of a tile.
 
 Modules, one job each: ``config`` (SyntheticConfig), ``tiles`` (which tiles exist, their names,
-splits and random streams), ``scene`` (layouts), ``optical`` and ``sar`` (rendering),
-``label_noise``, ``georeference``, ``arrays`` and ``class_values`` (shared helpers),
-``layout_writer`` (the demo's data root), ``replica`` (the same tiles in the real download's layout
-and tile size) and ``profiles`` (``make-demo-data --profile``: which of the two).
+splits and random streams), ``scene`` (layouts), ``optical`` and ``sar`` (rendering), ``acquisition``
+(the optical date's differences), ``label_noise``, ``georeference``, ``arrays`` and ``class_values``
+(shared helpers), ``layout_writer`` (the demo's data root), ``replica`` (the same tiles in the real
+download's layout and tile size) and ``profiles`` (``make-demo-data --profile``: which of the two).
 
-Measured with the default config (``python benchmarks/synthetic_data_check.py``, seeds 0 and 1, on a
+Measured before the calibration (``domain_gap`` 1, 16 OEM tiles, no acquisition differences;
+``python benchmarks/synthetic_data_check.py``, seeds 0 and 1, on a
 2-core machine shared with two training runs): generation 9-13 s. Class shares of the truth:
 bareland ~3-6 %, rangeland ~19-20 %, developed ~17-20 %, road ~9 %, tree ~14-19 %, water ~4 %,
 agriculture ~17-22 %, building ~8-9 %.

@@ -12,7 +12,9 @@ class SyntheticConfig:
     Attributes:
         seed: master seed; every tile draws from its own stream seeded by (seed, dataset, index).
         tile_size: side of the OEM-SAR tiles and of most OEM tiles (a few OEM tiles are 3/4 of it).
-        oem_regions: number of OEM regions (city names cycled from a fixed list).
+        oem_regions: number of OEM regions (city names cycled from a fixed list). The default 9 x 4 tiles
+            keeps the real proportion of the two datasets: about 5000 OpenEarthMap images to 4333
+            OEM-SAR train tiles (docs/data.md), so 36 to the miniature's 32.
         oem_tiles_per_region: OEM tiles per region.
         sar_train_tiles: OEM-SAR train tiles (the last one has no RGB partner).
         sar_val_tiles: OEM-SAR val tiles.
@@ -21,7 +23,10 @@ class SyntheticConfig:
         label_noise: strength of the corruption of the OEM-SAR train labels (0 = clean copies,
             0.3 = ~60-65 % pixel agreement, 1 = ~25 %).
         domain_gap: 0 renders the OEM-SAR optical images exactly like OEM, at the same scale; 1 is
-            the default gap (style, resolution and scale).
+            the full gap (style, resolution and scale) of the generator before its calibration. The
+            default 0.5 puts a source-only optical model's target-domain score at the real
+            proportion of its source score (about 0.84: OEM-SAR optical on pseudo-labels 56.56, the
+            OEM-SAR README, against 65-69 for U-Nets on OpenEarthMap; measured in BENCHMARKS.md).
         optical_resolution_range: range of the effective resolution r of an OEM-SAR optical tile
             relative to the pixels of its optical source, before the source is resampled onto the SAR
             grid (r = 0.1: a 10x coarser image), drawn per tile, uniformly. The only statement of
@@ -37,25 +42,38 @@ class SyntheticConfig:
             and the optical source of every OEM-SAR tile. The miniature's native pixel is an OEM pixel.
         sar_gsd_range: GSD range of the OEM-SAR grids (metres, docs/data.md). Each OEM-SAR tile draws
             its grid GSD g and an optical source GSD g_o from ``oem_gsd_range``; its scene appears
-            ``1 + domain_gap * (g_o / g - 1)`` times larger than at the native scale (0.5-3.3 with the
-            defaults: the scale gap that RAA's enlargement u ~ U(1, 3) models), and its optical
+            ``1 + domain_gap * (g_o / g - 1)`` times larger than at the native scale (0.5-3.3 at
+            ``domain_gap`` 1, the GSD ranges' full scale gap that RAA's enlargement u ~ U(1, 3) models;
+            0.75-2.2 with the default 0.5), and its optical
             image is rendered at the native scale and resampled onto the grid.
+        changed_objects: probability that an object of the OEM-SAR scene (a building, a tree
+            cluster, a bare, developed or rangeland region) looked different when its optical partner
+            was taken (``sar_synthetic.acquisition.CHANGES``): the SAR and the truth show the SAR date.
+        seasonal_swap: probability that an agriculture parcel looked bare (ploughed, harvested) or
+            fallow (rangeland) in its optical partner: the two acquisitions are of other seasons.
+        optical_shift_max: misregistration of the optical partner on the SAR grid: each OEM-SAR
+            optical tile is shifted by a whole number of pixels drawn from [-max, max] along each axis.
+            The three differences reach the official labels through the optical image, as in the
+            real data; all 0 give the earlier generator's tiles, byte for byte.
     """
 
     seed: int = 0
     tile_size: int = 256
-    oem_regions: int = 4
+    oem_regions: int = 9
     oem_tiles_per_region: int = 4
     sar_train_tiles: int = 32
     sar_val_tiles: int = 16
     sar_test_tiles: int = 8
     speckle_looks: float = 2.0
     label_noise: float = 0.3
-    domain_gap: float = 1.0
+    domain_gap: float = 0.5
     optical_resolution_range: tuple[float, float] = (0.4, 1.0)
     nodata_test_fraction: float = 0.35
     oem_gsd_range: tuple[float, float] = (0.25, 0.5)
     sar_gsd_range: tuple[float, float] = (0.15, 0.5)
+    changed_objects: float = 0.05
+    seasonal_swap: float = 0.1
+    optical_shift_max: int = 1
 
     @classmethod
     def tiny(cls) -> SyntheticConfig:
@@ -78,6 +96,11 @@ class SyntheticConfig:
             (self.speckle_looks <= 0, f"speckle_looks must be > 0, got {self.speckle_looks}"),
             (self.label_noise < 0, f"label_noise must be >= 0, got {self.label_noise}"),
             (self.domain_gap < 0, f"domain_gap must be >= 0, got {self.domain_gap}"),
+            *(
+                (not 0 <= value <= 1, f"{name} must be in [0, 1], got {value}")
+                for name, value in (("changed_objects", self.changed_objects), ("seasonal_swap", self.seasonal_swap))
+            ),
+            (self.optical_shift_max < 0, f"optical_shift_max must be >= 0, got {self.optical_shift_max}"),
             (
                 len(self.optical_resolution_range) != 2
                 or not 0 < self.optical_resolution_range[0] <= self.optical_resolution_range[-1] <= 1,

@@ -9,6 +9,9 @@ Layout under the data root (one root holds both datasets)::
     OpenEarthMap-SAR/train/rgb_images/TrainArea_###.tif   optical, same grid (last tile missing)
     OpenEarthMap-SAR/train/labels/TrainArea_###.tif       noisy labels, no CRS
     OpenEarthMap-SAR/train/labels_truth/TrainArea_###.tif clean truth (demo-only extra)
+    OpenEarthMap-SAR/train/labels_optical_date/TrainArea_###.tif  what the optical partner shows, on
+                                                      its grid (demo-only extra: a perfect optical
+                                                      labeller's labels; not for the tile without one)
     OpenEarthMap-SAR/val/{sar_images,rgb_images,labels}/ValArea_###.tif    clean labels
     OpenEarthMap-SAR/test/{sar_images,labels}/TestArea_###.tif             clean labels, 0 in wedges
     SYNTHETIC.json                                    the config; marks the dataset complete
@@ -18,6 +21,8 @@ warning. OEM-SAR tiles have the real data's scale gap: each draws its grid GSD g
 its optical source (OEM-like); the scene is drawn at the native (OEM pixel) scale, its optical image
 is rendered there and resampled onto the grid, g_o / g = 0.5-3.3 times enlarged, and the SAR and the
 labels are rendered on the grid (``sar_content_scale``, ``oem_gsd_range``, ``sar_gsd_range``).
+The optical partner shows the scene at another date and is misregistered by a few pixels
+(``sar_synthetic.acquisition``); the SAR image and the truth show the SAR date.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from datamodules.classes import BACKGROUND
 from datamodules.layout import LABELS, OEM_DIR, OEM_SAR_DIR, RGB_IMAGES, SAR_IMAGES, SYNTHETIC_MARKER
 from datamodules.output_safety import Output, check_outputs
 from datamodules.rasters import write_raster
+from sar_synthetic.acquisition import misregister, misregistration, optical_date_scene
 from sar_synthetic.arrays import resample, resample_label
 from sar_synthetic.config import SyntheticConfig
 from sar_synthetic.georeference import oem_georef, sar_georef
@@ -48,6 +54,7 @@ from sar_synthetic.scene import generate_scene
 from sar_synthetic.tiles import PlannedTile, oem_splits, oem_tiles, sar_content_scale, sar_tiles, tile_rng, wedge_tiles
 
 MARKER = SYNTHETIC_MARKER
+OPTICAL_DATE = "labels_optical_date"
 
 
 def _write_oem_tile(out: Path, tile: PlannedTile, config: SyntheticConfig) -> None:
@@ -86,9 +93,15 @@ def _write_sar_tile(out: Path, tile: PlannedTile, config: SyntheticConfig, wedge
     last_train = tile.dataset == "train" and tile.index == config.sar_train_tiles - 1
     if tile.dataset != "test" and not last_train:
         resolution = float(rng(6).uniform(*config.optical_resolution_range))  # its own stream
-        rgb = render_optical(rng(1), scene, sar_optical_style(config.domain_gap, resolution))
-        rgb = np.clip(np.rint(resample(rgb.astype(np.float32), tile.size)), 0, 255).astype(np.uint8)
-        write_raster(folder / RGB_IMAGES / tile.name, rgb, **geo)
+        acquisition = rng(8)  # the optical date's differences, on a stream of their own
+        seen = optical_date_scene(acquisition, scene, config.changed_objects, config.seasonal_swap)
+        rgb = render_optical(rng(1), seen, sar_optical_style(config.domain_gap, resolution))
+        shift = misregistration(acquisition, config.optical_shift_max)
+        rgb = misregister(resample(rgb.astype(np.float32), tile.size), shift)
+        write_raster(folder / RGB_IMAGES / tile.name, np.clip(np.rint(rgb), 0, 255).astype(np.uint8), **geo)
+        if tile.dataset == "train":
+            seen_label = misregister(resample_label(seen, tile.size)[None], shift)[0]
+            write_raster(folder / OPTICAL_DATE / tile.name, seen_label, colormap=True, **geo)
     if tile.dataset == "train":
         noisy = corrupt_labels(rng(5), label, config.label_noise)
         write_raster(folder / LABELS / tile.name, noisy, colormap=True)  # no CRS, like real label tiles
@@ -113,7 +126,14 @@ def _write_all(out: Path, config: SyntheticConfig, progress: bool) -> None:
     (out / MARKER).write_text(json.dumps(asdict(config), indent=2) + "\n")
 
 
-_LATER_FIELDS = {"optical_resolution_range", "oem_gsd_range", "sar_gsd_range"}
+_LATER_FIELDS = {
+    "optical_resolution_range",
+    "oem_gsd_range",
+    "sar_gsd_range",
+    "changed_objects",
+    "seasonal_swap",
+    "optical_shift_max",
+}
 _FIRST_MARKER_FIELDS = {f.name for f in fields(SyntheticConfig)} - _LATER_FIELDS
 
 

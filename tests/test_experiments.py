@@ -35,10 +35,12 @@ from tests.helpers.cli import REPO
 EXPERIMENTS = REPO / "experiments"
 YAML_FILES = sorted(EXPERIMENTS.rglob("*.yaml"))
 FRAGMENTS = [p for p in YAML_FILES if p.parent.name in ("base", "variants")]
-PIPELINES = [p for p in YAML_FILES if {"stage1", "stage2"} & set(yaml.safe_load(p.read_text()) or {})]
-PIPELINE_FRAGMENTS = [p for p in YAML_FILES if "overrides" in (yaml.safe_load(p.read_text()) or {})]
-"""Pipeline files given after a pipeline (``--config PIPELINE --config FRAGMENT``), e.g. the CPU sizes."""
-LIGHTNING_CONFIGS = [p for p in YAML_FILES if p not in FRAGMENTS + PIPELINES + PIPELINE_FRAGMENTS]
+STAGED = [p for p in YAML_FILES if {"stage1", "stage2", "overrides"} & set(yaml.safe_load(p.read_text()) or {})]
+PIPELINES = [p for p in STAGED if "data_root" in yaml.safe_load(p.read_text())]
+PIPELINE_FRAGMENTS = [p for p in STAGED if p not in PIPELINES]
+"""Files given after a whole pipeline (``--config PIPELINE --config FRAGMENT``): stage lists such as
+``demo_arms.yaml`` (after ``demo.yaml``) or size overrides such as ``dfc2025/cpu_smoke.yaml``."""
+LIGHTNING_CONFIGS = [p for p in YAML_FILES if p not in FRAGMENTS and p not in STAGED]
 FRAGMENT_STAGE = {"source_only.yaml": "demo_stage1.yaml", "no_raa.yaml": "demo_stage1.yaml"}
 """The experiment a variant fragment applies to (default: the stage-2 demo)."""
 
@@ -63,6 +65,7 @@ def _printed_config(args: tuple[str, ...]) -> dict[str, Any]:
 
 def test_the_experiment_folder_is_sorted_into_the_three_kinds() -> None:
     assert {p.name for p in PIPELINES} == {"demo.yaml", "pipeline.yaml"}
+    assert {p.name for p in PIPELINE_FRAGMENTS} == {"demo_arms.yaml"}
     assert {relative(p) for p in FRAGMENTS} >= {
         "base/trainer_cpu.yaml",
         "base/trainer_ddp.yaml",
@@ -119,13 +122,15 @@ def test_every_fragment_parses_composed_and_applies_what_it_states(fragment: Pat
         assert {p: at(composed, p) for p in stated if p not in own} == {p: v for p, v in stated.items() if p not in own}
 
 
-def pipeline_stages(pipeline: Path, tmp_path: Path, *extra: str) -> tuple[PipelineSpec, list]:
-    """A pipeline file's stages on an empty data root (its own preparation's, if it has one)."""
+def pipeline_stages(pipeline: Path | list[Path], tmp_path: Path, *extra: str) -> tuple[PipelineSpec, list]:
+    """A pipeline file's stages (or those of several applied in order) on an empty data root (its own
+    preparation's, if it has one)."""
+    files = pipeline if isinstance(pipeline, list) else [pipeline]
     data = tmp_path / "data"
     data.mkdir()
-    args = [f"--config={pipeline}", f"--data_root={data}", f"--run_dir={tmp_path / 'run'}", "--launch.launcher=local"]
-    args += extra
-    if "prepare" in yaml.safe_load(pipeline.read_text()):
+    args = [*(f"--config={p}" for p in files), f"--data_root={data}", f"--run_dir={tmp_path / 'run'}"]
+    args += ["--launch.launcher=local", *extra]
+    if "prepare" in yaml.safe_load(files[0].read_text()):
         args.append(f"--prepare.init_args.root={data}")
     parser = build_parser()
     init = parser.instantiate(parser.parse_args(args))
@@ -133,23 +138,23 @@ def pipeline_stages(pipeline: Path, tmp_path: Path, *extra: str) -> tuple[Pipeli
     return spec, StageBuilder(spec).build()
 
 
-PIPELINE_RUNS = [(p, None) for p in PIPELINES] + [
-    (EXPERIMENTS / "dfc2025/pipeline.yaml", f) for f in PIPELINE_FRAGMENTS
-]
+def _composed(fragment: Path) -> list[Path]:
+    """The pipeline a fragment applies to: ``pipeline.yaml`` of its folder, else ``<stem prefix>.yaml``."""
+    own = fragment.parent / "pipeline.yaml"
+    return [own if own.is_file() else EXPERIMENTS / f"{fragment.stem.split('_')[0]}.yaml", fragment]
 
 
 @pytest.mark.parametrize(
-    ("pipeline", "fragment"),
-    PIPELINE_RUNS,
-    ids=[relative(p) + (f" + {relative(f)}" if f else "") for p, f in PIPELINE_RUNS],
+    "pipeline",
+    [*PIPELINES, *(_composed(p) for p in PIPELINE_FRAGMENTS)],
+    ids=lambda p: " + ".join(relative(f) for f in p) if isinstance(p, list) else relative(p),
 )
 def test_every_stage_config_of_every_pipeline_parses_as_it_would_run(
-    pipeline: Path, fragment: Path | None, tmp_path: Path
+    pipeline: Path | list[Path], tmp_path: Path
 ) -> None:
     # Every optional submission setting too, so that the submit stage's settings meet submit's options.
     submission = ["--submission.class_weights=[0, 1, 1, 1, 1, 1, 1, 1, 1]", "--submission.nodata.min_area=5000"]
-    composed = [f"--config={fragment}"] if fragment else []
-    spec, stages = pipeline_stages(pipeline, tmp_path, *composed, *submission)
+    spec, stages = pipeline_stages(pipeline, tmp_path, *submission)
     for stage in stages:
         settings = stage.write_settings()
         if stage.distributed:
@@ -188,7 +193,8 @@ def test_the_model_arguments_of_a_stage_cannot_move_it_off_its_data_root(tmp_pat
 def test_demo_networks_keep_batchnorm_statistics_current(config: Path) -> None:
     """Guard against eval-mode collapse: BatchNorm momentum 0.01 (smp EfficientNets) lags in short CPU runs."""
     network = yaml.safe_load(config.read_text()).get("model", {}).get("init_args", {}).get("network", {})
-    model = build_model(**{k: v for k, v in vars(NetworkConfig(**network)).items() if k != "output_stride"})
+    settings = {k: v for k, v in vars(NetworkConfig(**network)).items() if k not in ("output_stride", "init_weights")}
+    model = build_model(**settings)
     momenta = [m.momentum for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert all(m is None or m >= 0.1 for m in momenta)
 
@@ -248,9 +254,9 @@ def test_the_official_baseline_arm_of_the_dfc2025_pipeline_is_the_contest_recipe
     assert logits.grad[0, :, 0].abs().sum() > 0 and logits.grad[0, :, 1].abs().sum() == 0
 
 
-def test_the_demo_compares_the_method_with_the_official_baseline(tmp_path: Path) -> None:
-    _, stages = pipeline_stages(EXPERIMENTS / "demo.yaml", tmp_path)
-    stage = next(s for s in stages if s.id == "stage2/baseline")
+def test_the_demo_arms_include_the_official_baseline_at_the_demo_s_budget(tmp_path: Path) -> None:
+    _, stages = pipeline_stages([EXPERIMENTS / "demo.yaml", EXPERIMENTS / "demo_arms.yaml"], tmp_path)
+    stage = next(s for s in stages if s.id == "stage2/official_baseline")
     stage.write_settings()
     resolved = print_config([stage.subcommand, *stage.arguments()])
     # The demo's budget (its docstring): 256 px tiles, 200 steps from scratch on a CPU, a smaller EfficientNet.

@@ -9,7 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_modules.networks import NetworkConfig, build_model, load_encoder_weights
+from lightning_modules.networks import (
+    NetworkConfig,
+    build_model,
+    build_network,
+    load_encoder_weights,
+    load_network_weights,
+)
 from lightning_modules.optim import OptimConfig, parameter_groups, warmup_poly_factor
 from lightning_modules.sar_segmenter import SARSegmenter
 
@@ -122,3 +128,24 @@ def test_a_constant_schedule_keeps_the_rate_through_a_fit() -> None:
         schedule.step()
         rates.append({g["lr"] for g in optimiser.param_groups})
     assert rates == [{1e-4 * 10.0, 1e-4}] * 5  # head x10 by default; constant over steps
+
+
+def test_init_weights_load_the_whole_network_from_a_stage1_checkpoint(tmp_path: Path) -> None:
+    student, teacher = (build_model("Unet", "resnet18", in_channels=3, num_classes=9) for _ in range(2))
+    state = {f"model.{k}": v for k, v in student.state_dict().items()}
+    state |= {f"teacher.{k}": v for k, v in teacher.state_dict().items()}
+    path = tmp_path / "stage1.ckpt"
+    torch.save({"state_dict": state}, path)
+    model = build_network(NetworkConfig(in_channels=3, init_weights=str(path)))
+    for key, value in student.state_dict().items():  # encoder, decoder and head
+        torch.testing.assert_close(model.state_dict()[key], value)
+
+
+def test_init_weights_of_another_network_are_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "sar.ckpt"
+    sar = build_model("Unet", "resnet18", 1, 9)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in sar.state_dict().items()}}, path)
+    with pytest.raises(ValueError, match=r"sar\.ckpt: its network differs from this one in 1 tensors"):
+        load_network_weights(build_model("Unet", "resnet18", 3, 9), path)
+    with pytest.raises(FileNotFoundError, match=r"missing\.ckpt"):
+        build_network(NetworkConfig(init_weights=str(tmp_path / "missing.ckpt")))

@@ -106,3 +106,35 @@ def test_the_demo_pipeline_on_a_mistyped_root_exits_with_one_line_and_writes_not
         "--prepare.init_args.root)"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stage1_model_starts_from_the_labeller_its_data_root_records(tmp_path: Path) -> None:
+    spec = demo_spec(tmp_path, tmp_path / "demo")
+    spec.stage1 = [Stage1Model("a", [STAGE1], init_from="labeller")]
+    check_spec(spec)
+    fit = {s.id: s for s in StageBuilder(spec).build()}["stage1/a"]
+    assert fit.settings()["model"]["init_args"]["network"] == {"init_weights": "<best checkpoint of stage1/labeller>"}
+    best = tmp_path / "run" / "stage1" / "labeller" / "checkpoints" / "best-200.ckpt"
+    best.parent.mkdir(parents=True)
+    best.touch()
+    assert fit.settings()["model"]["init_args"]["network"]["init_weights"] == str(best)
+    # A later run on the same data root starts from the checkpoint recorded when the labels were installed.
+    marker = tmp_path / "demo" / "OpenEarthMap-SAR" / "train" / "OFFICIAL_LABELS.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text('{"checkpoint": "/elsewhere/best-200.ckpt"}')
+    assert fit.settings()["model"]["init_args"]["network"]["init_weights"] == "/elsewhere/best-200.ckpt"
+
+
+def test_init_from_must_name_an_earlier_or_prepared_model(tmp_path: Path) -> None:
+    spec = demo_spec(tmp_path, tmp_path / "demo")
+    spec.stage1 = [Stage1Model("a", [STAGE1], init_from="b"), Stage1Model("b", [STAGE1], init_from="a")]
+    with pytest.raises(ValueError) as error:
+        check_spec(spec)
+    assert "stage1/a: init_from 'b' is neither an earlier stage-1 model nor a model of the data preparation" in str(
+        error.value
+    )
+    assert "stage1/b: init_from" not in str(error.value)
+    spec.prepare = None
+    spec.stage1 = [Stage1Model("a", [STAGE1], init_from="labeller")]
+    with pytest.raises(ValueError, match=r"init_from 'labeller' is neither .* \(none\)"):
+        check_spec(spec)

@@ -281,3 +281,47 @@ def test_overrides_naming_no_model_or_a_missing_config_are_rejected(tmp_path: Pa
     message = str(error.value)
     assert "'stage2/nosuch' is neither" in message and "'stage3' is neither" in message
     assert "config file nope.yaml does not exist" in message
+
+
+def test_stage2_chains_run_side_by_side_each_with_its_share_of_the_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from sar_pipeline import runner
+
+    spec = make_spec(tmp_path, launch=LaunchSettings(parallel=2))
+    check_spec(spec)
+    blocks = runner.side_by_side(StageBuilder(spec).build())
+    chains = next(block for block in blocks if len(block) > 1)
+    assert [[s.id for s in chain] for chain in chains] == [
+        ["stage2/method", "maps/method"],
+        ["stage2/baseline", "maps/baseline"],
+    ]
+    assert all(len(block) == 1 and len(block[0]) == 1 for block in blocks if block is not chains)
+    runs: list[tuple[str, float, float, str | None, bool]] = []
+    lock = threading.Lock()
+
+    def fake_run(
+        command: list[str], env: dict[str, str], log: Path, requeue: object = None, live: bool = True
+    ) -> tuple[int, None]:
+        start = time.perf_counter()
+        time.sleep(0.3)
+        with lock:
+            runs.append((log.parent.name, start, time.perf_counter(), env.get("OMP_NUM_THREADS"), live))
+        return 0, None
+
+    monkeypatch.setattr(runner, "_run_logged", fake_run)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    runner._run_side_by_side(spec, chains, rerun=False)
+    by_folder = {name: (start, end) for name, start, end, _, _ in runs}
+    assert by_folder["method"][0] < by_folder["baseline"][1] and by_folder["baseline"][0] < by_folder["method"][1]
+    assert {threads for *_, threads, _ in runs} == {"2"} and not any(live for *_, live in runs)
+    assert all((stage.folder / "stage.json").is_file() for chain in chains for stage in chain)  # marked done
+
+
+def test_side_by_side_stages_need_the_local_launcher(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, launch=LaunchSettings(launcher="slurm", parallel=2))
+    with pytest.raises(ValueError, match=r"launch\.parallel > 1 .* needs launcher 'local'"):
+        check_spec(spec)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sar_studies.ablation import QUICK_STAGE1, TEST_TIME, stage2_variants
+from sar_studies.ablation import QUICK_STAGE1, STAGE1, TEST_TIME, Change, changed, stage2_variants
 
 
 @pytest.mark.slow
@@ -40,3 +40,12 @@ def test_quick_study_writes_a_complete_table_of_scores(tmp_path: Path) -> None:
     assert (out / "results.png").stat().st_size > 1000
     assert (out / "results.md").read_text().count("\n") == len(expected) + 2
     assert "official labels" in (out / "results.md").read_text()
+
+
+def test_stage1_variants_keep_the_base_models_start_unless_cold() -> None:
+    base = {"name": "adapted", "configs": ["a.yaml"], "args": ["--x=1"], "init_from": "official_labeller"}
+    warm = changed(base, "one_view", STAGE1["one_view"][1], ["--size=1"])
+    assert warm["init_from"] == "official_labeller"
+    assert warm["args"] == ["--x=1", "--model.init_args.inference.flips=[none]", "--size=1"]
+    assert "init_from" not in changed(base, "cold_start", STAGE1["cold_start"][1], [])
+    assert "init_from" not in changed({"name": "m", "configs": ["b.yaml"]}, "ce", Change(), [])

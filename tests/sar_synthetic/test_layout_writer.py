@@ -33,7 +33,7 @@ def _expected_files() -> set[str]:
         name = f"TrainArea_{i:03d}.tif"
         files |= {f"{SAR}/train/{d}/{name}" for d in ("sar_images", "labels", "labels_truth")}
         if i < 4:  # the last train tile has no RGB partner
-            files.add(f"{SAR}/train/rgb_images/{name}")
+            files |= {f"{SAR}/train/rgb_images/{name}", f"{SAR}/train/labels_optical_date/{name}"}
     for i in range(1, 3):
         files |= {f"{SAR}/val/{d}/ValArea_{i:03d}.tif" for d in ("sar_images", "rgb_images", "labels")}
     for i in range(1, 5):
@@ -132,7 +132,8 @@ def test_oem_sar_grids_have_the_configured_gsd_and_scale_the_scene(tiny: Path) -
         assert np.hypot(b, e) == pytest.approx(np.hypot(a, d))
     for path in sorted((tiny / "OpenEarthMap").glob("*/images/*.tif")):
         assert TINY.oem_gsd_range[0] <= raster_info(path).transform.a <= TINY.oem_gsd_range[1], path
-    assert sar_content_scale(TINY, 0.15, 0.5) == pytest.approx(0.5 / 0.15)
+    assert sar_content_scale(replace(TINY, domain_gap=1.0), 0.15, 0.5) == pytest.approx(0.5 / 0.15)
+    assert sar_content_scale(replace(TINY, domain_gap=0.5), 0.15, 0.5) == pytest.approx(1 + 0.5 * (0.5 / 0.15 - 1))
     assert sar_content_scale(replace(TINY, domain_gap=0.0), 0.15, 0.5) == 1.0
 
 
