@@ -7,7 +7,7 @@ the writer (:func:`open_cog_writer`) works in three steps, memory bounded by GDA
 
 1. blocks are written into temporary tiled GeoTIFFs, one per overview resampling (classes take
    ``mode`` or ``nearest``, probabilities ``average``), in a folder beside the output;
-2. each gets its internal overviews (factors 2, 4, ... until the smallest fits one tile);
+2. each gets its internal overviews (factors 4, 8, ... by default, until the smallest fits one tile);
 3. a VRT stacks their bands in order, with each band's description, category names (what
    ``gdalinfo`` and QGIS list: "8: Building"), colour table and the nodata value, and the COG
    driver copies it, overviews included, to a temporary name that replaces the output when done.
@@ -42,6 +42,10 @@ from datamodules.rasters import atomic_output
 
 OverviewResampling = Literal["nearest", "mode", "average"]
 TILE = 256
+FIRST_OVERVIEW = 4
+"""Factor of the largest overview. Factor 2 alone holds a quarter of the map's pixels and compresses
+worse than the map, so it costs about 28 % of the file for views at 1/2-1/4 scale, which then read
+the full resolution instead (4-16 map pixels per screen pixel)."""
 """Tile side of the COG and of its temporary parts (pixels)."""
 
 
@@ -69,10 +73,17 @@ def probability_bands() -> tuple[BandSpec, ...]:
     return tuple(BandSpec(f"p({c.name}), floor(255 p)", "average") for c in CLASSES)
 
 
-def overview_factors(height: int, width: int, tile: int = TILE) -> list[int]:
-    """Overview factors 2, 4, 8, ... until the smallest overview fits in one tile; none for a one-tile raster."""
+def overview_factors(height: int, width: int, tile: int = TILE, first: int = FIRST_OVERVIEW) -> list[int]:
+    """Overview factors ``first``, 2 ``first``, ... until the smallest overview fits in one tile; none for a
+    raster whose first overview would be one tile's size or less.
+
+    Raises:
+        ValueError: ``first`` not a power of two of at least 2.
+    """
+    if first < 2 or first & (first - 1):
+        raise ValueError(f"the first overview factor must be a power of two >= 2, got {first}")
     factors: list[int] = []
-    factor = 2
+    factor = first
     while max(height, width) / (factor // 2) > tile:
         factors.append(factor)
         factor *= 2
@@ -142,6 +153,7 @@ def open_cog_writer(
     transform: Affine | None = None,
     nodata: float | None = None,
     overviews: bool = True,
+    first_overview: int = FIRST_OVERVIEW,
 ) -> Iterator[COGWriter]:
     """Write a COG band by band and window by window; it replaces ``path`` (and its ``.aux.xml``) only on success.
 
@@ -156,6 +168,7 @@ def open_cog_writer(
         nodata: the value of pixels without data (every band); GIS tools show them transparent and
             overviews leave them out.
         overviews: build internal overviews (each band with its own resampling).
+        first_overview: factor of the largest overview (see :data:`FIRST_OVERVIEW`).
 
     Yields:
         A :class:`COGWriter`; write every pixel of every band into it.
@@ -167,7 +180,7 @@ def open_cog_writer(
     groups: dict[str, list[int]] = {}
     for number, spec in enumerate(bands, start=1):
         groups.setdefault(spec.resampling, []).append(number)
-    factors = overview_factors(height, width) if overviews else []
+    factors = overview_factors(height, width, first=first_overview) if overviews else []
     with (
         tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.parts-") as folder,
         warnings.catch_warnings(),
@@ -209,6 +222,7 @@ def write_cog(
     transform: Affine | None = None,
     nodata: float | None = None,
     overviews: bool = True,
+    first_overview: int = FIRST_OVERVIEW,
 ) -> Path:
     """Write a whole (bands, H, W) or (H, W) array as a COG, atomically (see :func:`open_cog_writer`)."""
     array = data[None] if data.ndim == 2 else data
@@ -216,7 +230,7 @@ def write_cog(
         raise ValueError(f"{path}: {len(bands)} band specs for {array.shape[0]} band(s)")
     with open_cog_writer(
         path, height=array.shape[1], width=array.shape[2], dtype=array.dtype.name, bands=bands,
-        crs=crs, transform=transform, nodata=nodata, overviews=overviews,
+        crs=crs, transform=transform, nodata=nodata, overviews=overviews, first_overview=first_overview,
     ) as writer:  # fmt: skip
         for number, band in enumerate(array, start=1):
             writer.write(band, number)

@@ -20,7 +20,7 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from datamodules.classes import BACKGROUND, NUM_CLASSES
-from datamodules.cog import BandSpec, class_band, open_cog_writer
+from datamodules.cog import FIRST_OVERVIEW, BandSpec, class_band, open_cog_writer
 from datamodules.nodata import NoDataRule, OverviewNoData
 from datamodules.output_safety import Output, check_outputs, record_file
 from datamodules.pixel_size import warn_if_far_from_training_gsd
@@ -44,7 +44,9 @@ class OverviewSettings:
     """The map's internal overviews: what QGIS draws a zoomed-out view from instead of the full resolution."""
 
     build: bool = True
-    """Build overviews (factors 2, 4, ... until one tile); the confidence band's are averages."""
+    """Build overviews (factors ``first_factor``, twice that, ... until one tile); confidence ones are averages."""
+    first_factor: int = FIRST_OVERVIEW
+    """Factor of the largest overview: 2 adds the half-scale level to the default's (BENCHMARKS.md: its size)."""
     classes: Literal["mode", "nearest"] = "mode"
     """Resampling of the class band's overviews: ``mode`` (the majority class) or ``nearest``."""
 
@@ -123,7 +125,7 @@ def map_scene(
             (exact when the scene fits in one block).
         runtime: where the networks run: ``--runtime.device cuda --runtime.precision bf16-mixed``
             on a GPU node; ``--runtime.runtime torch`` for PyTorch on the CPU (the default ``auto``
-            takes OpenVINO there, else ONNX Runtime, whichever is installed first).
+            takes ONNX Runtime there, else OpenVINO, whichever is installed first).
         block: side of the square blocks the scene is processed in; bounds the memory.
         halo: context pixels read around each block and cropped off before writing. Default
             max((window - stride) / 2, window / 8): half the overlap the window grid has anyway, so
@@ -285,7 +287,7 @@ def write_scene_map(
     with open_cog_writer(
         output, height=info.height, width=info.width, dtype="uint8", bands=bands,
         crs=info.crs, transform=info.transform,  # the scene's Affine as it is, never recomputed
-        nodata=NODATA, overviews=overviews.build,
+        nodata=NODATA, overviews=overviews.build, first_overview=overviews.first_factor,
     ) as dst:  # fmt: skip
         for part in tqdm(blocks, desc=f"map {scene.path.name}", unit="block", disable=not progress):
             raw, valid = scene.read(window=part.region)

@@ -29,9 +29,11 @@ def two_by_two_classes(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def write_map(path: Path, classes: np.ndarray, confidence: np.ndarray, block: int = 128) -> None:
+    """A class + confidence COG written in blocks, with every overview level (from factor 2)."""
     bands = [class_band(), BandSpec("confidence", "average")]
     height, width = classes.shape
-    with open_cog_writer(path, height=height, width=width, dtype="uint8", bands=bands, nodata=0, **ROTATED) as dst:
+    where = dict(nodata=0, first_overview=2, **ROTATED)
+    with open_cog_writer(path, height=height, width=width, dtype="uint8", bands=bands, **where) as dst:
         for top in range(0, height, block):
             for left in range(0, width, block):
                 window = Window(left, top, min(block, width - left), min(block, height - top))
@@ -42,8 +44,12 @@ def write_map(path: Path, classes: np.ndarray, confidence: np.ndarray, block: in
 
 def test_overview_factors_stop_when_the_smallest_fits_one_tile() -> None:
     assert overview_factors(256, 200) == []
-    assert overview_factors(520, 600) == [2, 4]  # 300 x 260, then 150 x 130 in one tile
-    assert overview_factors(8192, 8192) == [2, 4, 8, 16, 32]  # 256^2 last
+    assert overview_factors(520, 600, first=2) == [2, 4]  # 300 x 260, then 150 x 130 in one tile
+    assert overview_factors(8192, 8192, first=2) == [2, 4, 8, 16, 32]  # 256^2 last
+    assert overview_factors(8192, 8192) == [4, 8, 16, 32]  # the default starts at a quarter
+    assert overview_factors(520, 600) == [4] and overview_factors(500, 500) == []  # 250^2 would be one tile
+    with pytest.raises(ValueError, match="power of two"):
+        overview_factors(8192, 8192, first=3)
 
 
 def test_each_band_gets_its_own_overview_resampling_and_every_name(tmp_path: Path) -> None:
@@ -73,12 +79,12 @@ def test_each_band_gets_its_own_overview_resampling_and_every_name(tmp_path: Pat
 
 
 def test_soft_maps_name_each_class_band_and_average_their_overviews(tmp_path: Path) -> None:
-    soft = np.random.default_rng(2).integers(0, 256, (9, 300, 280)).astype(np.uint8)
+    soft = np.random.default_rng(2).integers(0, 256, (9, 600, 560)).astype(np.uint8)
     write_cog(tmp_path / "soft.tif", soft, probability_bands(), **ROTATED)
     with rasterio.open(tmp_path / "soft.tif") as src:
         np.testing.assert_array_equal(src.read(), soft)
         assert src.descriptions[8] == "p(Building), floor(255 p)" and src.nodata is None
-        assert src.overviews(9) == [2]
+        assert src.overviews(9) == [4]  # the default overviews start at a quarter
 
 
 def test_a_failure_while_writing_keeps_the_previous_file_and_leaves_nothing(tmp_path: Path) -> None:
