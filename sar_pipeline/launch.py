@@ -82,3 +82,25 @@ def command_prefix(settings: LaunchSettings, distributed: bool, placeholders: bo
         nodes, tasks = slurm_layout(settings, placeholders)
         return ["srun", f"--nodes={nodes}", f"--ntasks-per-node={tasks}", "--kill-on-bad-exit=1", *python]
     return ["srun", "--nodes=1", "--ntasks=1", *python]
+
+
+SLURM_LOG_VARIABLE = "SAR_LANDCOVER_SLURM_LOG"
+"""Set by ``experiments/slurm/pipeline.sbatch`` to the job's log file (SLURM's ``StdOut``)."""
+
+
+def link_slurm_log(run_dir: str | os.PathLike) -> Path | None:
+    """Link ``<run_dir>/slurm.out`` to the job's log named by :data:`SLURM_LOG_VARIABLE`, if it is set.
+
+    Called once the run folder is claimed: the link is the pipeline's own file, made after the
+    output rule has accepted the folder. An earlier link (a requeued job) is replaced; a regular
+    file of that name is left alone.
+    """
+    log = os.environ.get(SLURM_LOG_VARIABLE)
+    link = Path(run_dir) / "slurm.out"
+    if not log or (link.exists() and not link.is_symlink()):
+        return None
+    temporary = link.with_name(f".slurm.out.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(log)
+    os.replace(temporary, link)  # atomic: a requeued job's link is swapped, never missing
+    return link

@@ -24,7 +24,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from datamodules.output_safety import Output, check_outputs, is_data_root, resolved
 from sar_landcover.errors import HELP_EPILOG
-from sar_pipeline.launch import ALLOCATION_PLACEHOLDERS, command_prefix, slurm_layout
+from sar_pipeline.launch import ALLOCATION_PLACEHOLDERS, command_prefix, link_slurm_log, slurm_layout
 from sar_pipeline.requeue import RequeueOnSignal
 from sar_pipeline.spec import PipelineSpec, check_spec
 from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name, settings_text
@@ -313,6 +313,8 @@ def run_pipeline(
     builder = StageBuilder(spec, dry_run=dry_run)
     stages = select_stages(builder.build(), start, only)
     check_pipeline_outputs(spec, stages, rerun, claim=not dry_run)
+    if not dry_run:
+        link_slurm_log(spec.run_dir)
     _announce(spec, builder)
     started = time.perf_counter()
     requeue = None

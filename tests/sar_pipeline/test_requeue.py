@@ -69,3 +69,22 @@ def test_a_stage_that_does_not_stop_is_requeued_after_the_grace_time(scontrol: P
     finally:
         stage.kill()
         stage.wait()
+
+
+def test_the_job_log_is_linked_into_the_claimed_run_folder_and_relinked_on_requeue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sar_pipeline.launch import SLURM_LOG_VARIABLE, link_slurm_log
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert link_slurm_log(run) is None and not (run / "slurm.out").exists()  # not under the sbatch script
+    for job in ("sar-landcover-7.out", "sar-landcover-8.out"):
+        (tmp_path / job).write_text(job)
+        monkeypatch.setenv(SLURM_LOG_VARIABLE, str(tmp_path / job))
+        assert link_slurm_log(run) == run / "slurm.out"
+        assert (run / "slurm.out").read_text() == job
+    assert sorted(p.name for p in run.iterdir()) == ["slurm.out"]  # no temporary link left
+    (run / "slurm.out").unlink()
+    (run / "slurm.out").write_text("the user's own file")
+    assert link_slurm_log(run) is None and (run / "slurm.out").read_text() == "the user's own file"

@@ -76,6 +76,11 @@ def node_state(env: dict[str, str]) -> str:
     return subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True).stdout.strip()
 
 
+def tail(log: Path, chars: int = 3000) -> str:
+    """The end of the job's log, for a failure message (empty while SLURM has not opened it)."""
+    return log.read_text()[-chars:] if log.exists() else ""
+
+
 def run_seconds(runtime: str) -> int:
     """Seconds of Slurm's ``RunTime`` field (``[D-]HH:MM:SS``)."""
     days, _, clock = runtime.rpartition("-")
@@ -161,7 +166,8 @@ def test_a_job_requeued_mid_fit_by_its_time_limit_finishes_as_the_local_run(
         # 1. Once stage 2 has validated (a checkpoint exists), cut the time limit: the warning is due now.
         deadline = time.monotonic() + 1200
         while not (stage2 / "checkpoints" / "last.ckpt").exists():
-            assert time.monotonic() < deadline and job_fields(slurm_env, job)["JobState"] in ("PENDING", "RUNNING")
+            state = job_fields(slurm_env, job)["JobState"]
+            assert time.monotonic() < deadline and state in ("PENDING", "RUNNING"), (state, tail(log))
             time.sleep(1)
         elapsed = run_seconds(job_fields(slurm_env, job)["RunTime"])
         limit = math.ceil((elapsed + 45) / 60)  # ends 45-105 s from now: the 90 s warning comes before the end
@@ -203,8 +209,10 @@ def test_a_job_requeued_mid_fit_by_its_time_limit_finishes_as_the_local_run(
     assert 10 <= steps < STAGE2_STEPS  # after the first validation, before the end: in the middle of the fit
     resumed = text.split(f"job {job} (restart 1)")[1]
     assert "[stage1/adapted] complete, skipped" in resumed and "[pseudo_labels/adapted] complete, skipped" in resumed
-    assert "[stage2/sar] complete" not in resumed and f"--ckpt_path={hpc}" in resumed  # resumed, not redone
+    assert "[stage2/sar] complete" not in resumed  # resumed, not redone: Lightning restored the HPC checkpoint
+    assert f"Restored all states from the checkpoint at {hpc}" in resumed
     assert "pipeline tiny finished" in resumed
+    assert (tmp_path / "slurm" / "tiny" / "slurm.out").resolve() == log.resolve()  # the job's log, from its run folder
     # The W&B runs continued under the job's ids: the interrupted fit's run was written by both job runs.
     for stage in ("stage1/adapted", "pseudo_labels/adapted", "stage2/sar", "maps/sar"):
         assert wandb_ids(tmp_path / "slurm" / "tiny" / stage) == {f"slurm{job}-{stage.replace('/', '-')}"}
