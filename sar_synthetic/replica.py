@@ -34,7 +34,7 @@ from datamodules.layout import LABELS, OEM_DIR, OEM_SAR_DIR, RGB_IMAGES
 from sar_synthetic.config import SyntheticConfig
 from sar_synthetic.georeference import oem_region_names
 from sar_synthetic.layout_writer import MARKER as DEMO_MARKER
-from sar_synthetic.layout_writer import _partial_folder, _write_all
+from sar_synthetic.layout_writer import OPTICAL_DATE, _partial_folder, _write_all
 from sar_synthetic.tiles import oem_splits, oem_tiles
 
 MARKER = "REPLICA.json"
@@ -46,6 +46,7 @@ REPLICA_SETTINGS = SyntheticConfig(
 
 _MOVED_TO_TRUTH = (
     ("train", "labels_truth", "train/labels"),
+    ("train", OPTICAL_DATE, f"train/{OPTICAL_DATE}"),  # what the optical date shows: generator truth too
     ("val", RGB_IMAGES, f"val/{RGB_IMAGES}"),
     ("val", LABELS, f"val/{LABELS}"),
     ("test", LABELS, f"test/{LABELS}"),

@@ -65,7 +65,7 @@ def _printed_config(args: tuple[str, ...]) -> dict[str, Any]:
 
 def test_the_experiment_folder_is_sorted_into_the_three_kinds() -> None:
     assert {p.name for p in PIPELINES} == {"demo.yaml", "pipeline.yaml"}
-    assert {p.name for p in PIPELINE_FRAGMENTS} == {"demo_arms.yaml"}
+    assert {p.name for p in PIPELINE_FRAGMENTS} == {"demo_arms.yaml", "cpu_smoke.yaml"}
     assert {relative(p) for p in FRAGMENTS} >= {
         "base/trainer_cpu.yaml",
         "base/trainer_ddp.yaml",

@@ -41,7 +41,8 @@ def test_predict_command_writes_labels_and_soft_maps_of_every_test_tile(tiny_roo
          "--trainer.default_root_dir", str(tmp_path / "run")]
     )  # fmt: skip
     tiles = sorted((tiny_root / SAR_TEST).glob("*.tif"))
-    assert sorted(p.name for p in (out / "labels").iterdir()) == [".sar-landcover.json", *(t.name for t in tiles)]
+    names = [".sar-landcover.json", *(f"{t.name}{end}" for t in tiles for end in ("", ".aux.xml"))]  # class names
+    assert sorted(p.name for p in (out / "labels").iterdir()) == sorted(names)
     for tile in tiles:
         sar, label = raster_info(tile), raster_info(out / "labels" / tile.name)
         assert (label.crs, label.transform, label.shape) == (sar.crs, sar.transform, sar.shape)

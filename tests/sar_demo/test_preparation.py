@@ -113,11 +113,11 @@ def test_a_stage1_model_starts_from_the_labeller_its_data_root_records(tmp_path:
     spec.stage1 = [Stage1Model("a", [STAGE1], init_from="labeller")]
     check_spec(spec)
     fit = {s.id: s for s in StageBuilder(spec).build()}["stage1/a"]
-    assert fit.settings()["model"]["init_args"]["network"] == {"init_weights": "<best checkpoint of stage1/labeller>"}
-    best = tmp_path / "run" / "stage1" / "labeller" / "checkpoints" / "best-200.ckpt"
-    best.parent.mkdir(parents=True)
-    best.touch()
-    assert fit.settings()["model"]["init_args"]["network"]["init_weights"] == str(best)
+    assert fit.settings()["model"]["init_args"]["network"] == {"init_weights": "<last checkpoint of stage1/labeller>"}
+    last = tmp_path / "run" / "stage1" / "labeller" / "checkpoints" / "last.ckpt"  # feed_checkpoint's default
+    last.parent.mkdir(parents=True)
+    last.touch()
+    assert fit.settings()["model"]["init_args"]["network"]["init_weights"] == str(last)
     # A later run on the same data root starts from the checkpoint recorded when the labels were installed.
     marker = tmp_path / "demo" / "OpenEarthMap-SAR" / "train" / "OFFICIAL_LABELS.json"
     marker.parent.mkdir(parents=True)

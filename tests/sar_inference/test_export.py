@@ -90,7 +90,9 @@ def test_an_exported_model_refuses_the_torch_runtime_and_bad_files_are_named(
     exported: tuple[Path, Path], tmp_path: Path
 ) -> None:
     _, onnx_file = exported
-    with pytest.raises(ValueError, match=r"sar\.onnx: exported, so an ONNX model runs with runtime openvino or"):
+    with pytest.raises(
+        ValueError, match=r"sar\.onnx: exported, so an ONNX model runs with runtime onnxruntime or openvino"
+    ):
         load_onnx_model(onnx_file).on_runtime(RuntimeSettings(runtime="torch"))
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(DataError, match=r"broken\.onnx: unreadable as an ONNX model"):

@@ -204,8 +204,8 @@ def test_map_warns_when_the_scene_pixel_size_is_far_from_the_training_gsd(tmp_pa
 
 @needs_gdalinfo
 def test_gdal_reads_the_map_as_a_valid_cog_with_categories_overviews_and_nodata(tmp_path: Path) -> None:
-    sar = random_scene(tmp_path / "scene.tif", 300, 280, seed=5)
-    sar[:130, :120] = 0  # a border-connected no-data corner
+    sar = random_scene(tmp_path / "scene.tif", 600, 560, seed=5)  # large enough for one overview, at 1/4
+    sar[:260, :240] = 0  # a border-connected no-data corner
     write_raster(tmp_path / "scene.tif", sar, **ROTATED)
     ckpt = sar_checkpoint(tmp_path / "sar.ckpt")
     output = map_scene(str(ckpt), input=str(tmp_path / "scene.tif"), output=str(tmp_path / "map.tif"),

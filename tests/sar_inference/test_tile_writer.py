@@ -16,8 +16,8 @@ from tests.helpers.gdal_tools import gdalinfo, needs_gdalinfo, validate_cog
 
 @needs_gdalinfo
 def test_label_and_soft_maps_are_valid_cogs_with_named_classes_and_bands(tmp_path: Path) -> None:
-    write_raster(tmp_path / "tile.tif", np.zeros((300, 260), np.uint8), crs="EPSG:32654")
-    probs = torch.rand(9, 300, 260, generator=torch.Generator().manual_seed(0)).softmax(dim=0)
+    write_raster(tmp_path / "tile.tif", np.zeros((600, 520), np.uint8), crs="EPSG:32654")  # one overview, at 1/4
+    probs = torch.rand(9, 600, 520, generator=torch.Generator().manual_seed(0)).softmax(dim=0)
     (tmp_path / "labels").mkdir()
     (tmp_path / "soft").mkdir()
     write_tile_prediction(probs, "tile.tif", tmp_path / "tile.tif", tmp_path / "labels", tmp_path / "soft")

@@ -137,7 +137,7 @@ def test_wandb_writes_one_offline_run_per_stage_in_one_group(resumed_run: dict) 
         b"IoU/Building",
         b"train/loss",
         b"confusion_matrix",
-        b"val/overlays",
+        b"val/segmentation",  # the overlays, as W&B segmentation masks
         b"stage2-method-run",
     ):
         assert key in fit, key
