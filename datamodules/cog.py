@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import shutil
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
@@ -38,6 +38,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from datamodules.classes import CLASSES, rasterio_colormap
+from datamodules.output_safety import partial_file
 from datamodules.rasters import atomic_output
 
 OverviewResampling = Literal["nearest", "mode", "average"]
@@ -71,6 +72,18 @@ def class_band(description: str = "land-cover class", resampling: OverviewResamp
 def probability_bands() -> tuple[BandSpec, ...]:
     """The bands of a soft map, one per class, floor(255 p), ``average`` overviews."""
     return tuple(BandSpec(f"p({c.name}), floor(255 p)", "average") for c in CLASSES)
+
+
+@contextlib.contextmanager
+def _parts_folder(path: Path) -> Iterator[Path]:
+    """A folder for the COG's parts beside ``path``, removed afterwards; named as the output rule's
+    leftovers (``.<stem>.partial-<host>-<pid>.parts``), so a re-run removes it after a kill."""
+    folder = partial_file(path).with_suffix(".parts")
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def overview_factors(height: int, width: int, tile: int = TILE, first: int = FIRST_OVERVIEW) -> list[int]:
@@ -182,7 +195,7 @@ def open_cog_writer(
         groups.setdefault(spec.resampling, []).append(number)
     factors = overview_factors(height, width, first=first_overview) if overviews else []
     with (
-        tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.parts-") as folder,
+        _parts_folder(path) as folder,
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
