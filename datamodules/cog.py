@@ -45,7 +45,7 @@ OverviewResampling = Literal["nearest", "mode", "average"]
 TILE = 256
 FIRST_OVERVIEW = 4
 """Factor of the largest overview. Factor 2 alone holds a quarter of the map's pixels and compresses
-worse than the map, so it costs about 28 % of the file for views at 1/2-1/4 scale, which then read
+worse than the map, so it costs about 29 % of the file (BENCHMARKS.md) for views at 1/2-1/4 scale, which then read
 the full resolution instead (4-16 map pixels per screen pixel)."""
 """Tile side of the COG and of its temporary parts (pixels)."""
 
