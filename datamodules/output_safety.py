@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +129,8 @@ def _stamp(path: Path) -> dict[str, int]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_name(f"{path.name}.partial-{HOST}-{os.getpid()}")
+    # the thread too: the pipeline runs stage-2 chains side by side in threads that claim the same parents
+    temporary = path.with_name(f"{path.name}.partial-{HOST}-{os.getpid()}-{threading.get_ident()}")
     temporary.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(temporary, path)
 

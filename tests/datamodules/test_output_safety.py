@@ -199,3 +199,17 @@ def test_atomic_output_names_its_temporary_file_by_host_and_process(tmp_path: Pa
     assert partial_file(tmp_path / "map.tif").name == f".map.partial-{HOST}-{os.getpid()}.tif"
     write_raster(tmp_path / "map.tif", np.zeros((4, 4), np.uint8))
     assert [p.name for p in tmp_path.iterdir()] == ["map.tif"]
+
+
+def test_threads_claiming_the_same_folder_at_once_all_succeed(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from datamodules.output_safety import make_folder
+
+    def claim(_: int) -> None:
+        for _ in range(50):
+            make_folder(tmp_path / "stage2", "pipeline")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(claim, range(4)))  # a shared temporary name made one thread's rename fail
+    assert sorted(p.name for p in (tmp_path / "stage2").iterdir()) == [".sar-landcover.json"]
