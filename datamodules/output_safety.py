@@ -22,13 +22,14 @@ check every output before they load a model or read data, so nothing has been wr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import socket
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +45,11 @@ from datamodules.layout import (
     PSEUDO_LABELS_SOFT,
     SYNTHETIC_MARKER,
 )
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent writers of one folder may lose a record
+    fcntl = None
 
 FOLDER_MARK = ".sar-landcover.json"
 """Marks a folder this project created or claimed; a replaced folder's mark also lists its files."""
@@ -133,6 +139,21 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     temporary = path.with_name(f"{path.name}.partial-{HOST}-{os.getpid()}-{threading.get_ident()}")
     temporary.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    # flock on the folder itself (no lock file left in the user's folder); it serialises threads too,
+    # since each call opens its own file description
+    if fcntl is None:
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _refuse(output: Output, path: Path, why: str) -> OutputRefusedError:
@@ -294,9 +315,10 @@ def write_folder_mark(folder: Path, command: str, files: list[str] | None = None
 def record_file(path: str | os.PathLike, command: str) -> None:
     """Record that the project wrote the file ``path`` as it is now, so a later run may replace it."""
     file = resolved(path)
-    records = _records(file.parent)
-    records[file.name] = {"written_by": WRITER, "command": command, "stamp": _stamp(file)}
-    _write_json(file.parent / FILE_RECORDS, {"files": records})
+    with _folder_lock(file.parent):  # read, add, write: two writers in one folder must not drop a record
+        records = _records(file.parent)
+        records[file.name] = {"written_by": WRITER, "command": command, "stamp": _stamp(file)}
+        _write_json(file.parent / FILE_RECORDS, {"files": records})
 
 
 def partial_file(path: Path) -> Path:

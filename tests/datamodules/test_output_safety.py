@@ -213,3 +213,32 @@ def test_threads_claiming_the_same_folder_at_once_all_succeed(tmp_path: Path) ->
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(claim, range(4)))  # a shared temporary name made one thread's rename fail
     assert sorted(p.name for p in (tmp_path / "stage2").iterdir()) == [".sar-landcover.json"]
+
+
+def test_writers_recording_files_in_one_folder_at_once_keep_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from datamodules import output_safety
+    from datamodules.output_safety import record_file
+
+    read_records = output_safety._records
+
+    def slow_read(folder: Path) -> dict:
+        records = read_records(folder)
+        time.sleep(0.05)  # every writer reads before any writes, unless they are serialised
+        return records
+
+    monkeypatch.setattr(output_safety, "_records", slow_read)
+    names = [f"map_{n}.tif" for n in range(4)]
+    for name in names:
+        (tmp_path / name).write_bytes(b"a map")
+    threads = [threading.Thread(target=record_file, args=(tmp_path / name, "map")) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    records = json.loads((tmp_path / ".sar-landcover-files.json").read_text())["files"]
+    assert sorted(records) == names
