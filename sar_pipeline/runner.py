@@ -22,6 +22,7 @@ from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from datamodules.layout import OEM_SAR_DIR
 from datamodules.output_safety import Output, check_outputs, is_data_root, resolved
 from sar_landcover.errors import HELP_EPILOG
 from sar_pipeline.launch import ALLOCATION_PLACEHOLDERS, command_prefix, link_slurm_log, slurm_layout
@@ -286,6 +287,21 @@ def _announce(spec: PipelineSpec, builder: StageBuilder) -> None:
         print(f"  data preparation skipped: {builder.root} is not the root it makes ({spec.prepare.describe()})")
 
 
+def table_legend(spec: PipelineSpec, builder: StageBuilder) -> str:
+    """What each row of the evaluation table is: which maps are the method's and which a baseline's."""
+    lines = []
+    for model in spec.stage2:
+        source = {"pseudo": "the pseudo-labels", "official": "the official labels"}.get(model.labels, model.labels)
+        role = "in the submission ensemble" if model.ensemble else "not in the submission (a comparison arm)"
+        folder = builder.set_folder(builder.labels_of(model)).relative_to(builder.root / OEM_SAR_DIR)
+        lines.append(f"  maps/{model.name}: stage2/{model.name} learnt from {source} ({folder}), {role}")
+    members = [m.name for m in spec.stage2 if m.ensemble]
+    if members:
+        lines.append(f"  submission: the contest submission, the ensemble of {', '.join(members)}")
+    lines.append("  train/...: label sets scored against the train truth (labels: the official labels)")
+    return "rows:\n" + "\n".join(lines)
+
+
 def run_pipeline(
     spec: PipelineSpec, dry_run: bool = False, start: str | None = None, only: str | None = None, rerun: bool = False
 ) -> None:
@@ -340,7 +356,7 @@ def run_pipeline(
         _announce(spec, builder)
         table = Path(spec.run_dir) / "evaluation" / "table.md"
         if table.is_file():
-            print(f"evaluation ({table}):\n{table.read_text()}")
+            print(f"evaluation ({table}):\n{table.read_text()}{table_legend(spec, builder)}")
         hint = wandb_sync_hint(spec)
         if hint:
             print(hint)

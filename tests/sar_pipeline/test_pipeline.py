@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from sar_pipeline.launch import NoAllocationError, command_prefix
-from sar_pipeline.runner import build_parser, run_pipeline, select_stages, stage_command, stage_environment
+from sar_pipeline.runner import (
+    build_parser,
+    run_pipeline,
+    select_stages,
+    stage_command,
+    stage_environment,
+    table_legend,
+)
 from sar_pipeline.spec import LaunchSettings, PipelineSpec, Stage1Model, Stage2Model, StageOverride, check_spec
 from sar_pipeline.stages import StageBuilder, resume_checkpoint, wandb_id
 from tests.helpers.cli import REPO
@@ -107,6 +114,20 @@ def test_a_stage_starts_its_own_wandb_service(tmp_path: Path, monkeypatch: pytes
     env = stage_environment(spec, stage)
     assert "WANDB_SERVICE" not in env
     assert env["WANDB_JOB_TYPE"] == stage.kind and env["WANDB_RUN_GROUP"] == "run"
+
+
+def test_the_table_legend_says_which_maps_are_the_method_and_which_the_baseline(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    legend = table_legend(spec, StageBuilder(spec)).splitlines()
+    assert legend[1] == (
+        "  maps/method: stage2/method learnt from the pseudo-labels (train/labels_pl/run-selected), "
+        "in the submission ensemble"
+    )
+    assert legend[2] == (
+        "  maps/baseline: stage2/baseline learnt from the official labels (train/labels), "
+        "not in the submission (a comparison arm)"
+    )
+    assert legend[3] == "  submission: the contest submission, the ensemble of method"
 
 
 def test_from_and_only_select_stages(tmp_path: Path) -> None:
