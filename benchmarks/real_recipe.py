@@ -7,8 +7,10 @@ to the submission zip. The download has no test labels, so the pipeline scores n
 scores the submission (the method's ensemble) and the official baseline's test maps against the
 replica's truth, kept outside the layout in ``replica_truth/``. At 4 steps per fit the scores only
 show that the chain is wired; the stage times are the point.
-(b) Demo: ``pipeline --config experiments/demo.yaml`` (the method and the official baseline at the
-demo's budget on the 256 px miniature) and its evaluation table on the clean test truth.
+(b) Demo: ``pipeline --config experiments/demo.yaml --config experiments/demo_arms.yaml`` (the
+method, the demo's CE baseline, the two arms that separate labels from loss, and the official
+baseline's recipe, all at the demo's budget on the 256 px miniature) and its evaluation table on the
+clean test truth.
 
     python benchmarks/real_recipe.py [--work DIR] [--skip-demo] [--skip-replica]
 
@@ -87,10 +89,11 @@ def demo(work: Path) -> None:
     run_dir, data = work / "demo_run", work / "demo"
     started = time.perf_counter()
     output = run(
-        [*CLI, "pipeline", "--config", "experiments/demo.yaml", "--data_root", str(data),
+        [*CLI, "pipeline", "--config", "experiments/demo.yaml", "--config", "experiments/demo_arms.yaml",
+         "--data_root", str(data),
          f"--prepare.init_args.root={data}", "--run_dir", str(run_dir)]
     )  # fmt: skip
-    print("(b) demo, experiments/demo.yaml, stage times:")
+    print("(b) demo, experiments/demo.yaml + demo_arms.yaml, stage times:")
     print_times(output, time.perf_counter() - started)
     print((run_dir / "evaluation" / "table.md").read_text())
 
