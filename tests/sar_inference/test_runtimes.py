@@ -16,6 +16,7 @@ from sar_inference.runtimes import (
     OpenVINONetwork,
     RuntimeSettings,
     TorchNetwork,
+    onnx_bytes,
     runtime_installed,
 )
 from sar_inference.settings import InferenceConfig
@@ -95,3 +96,13 @@ def test_autocast_runs_the_network_in_low_precision_and_averages_in_float32(smal
     low, high = half.probs(raw), full.probs(raw)
     assert dtypes and all(d == torch.bfloat16 for d in dtypes)  # the network ran under autocast
     assert low.dtype == torch.float32 and 0 < (low - high).abs().max().item() < 0.1
+
+
+def test_openvino_splits_a_batch_over_its_streams_and_keeps_each_window_in_its_place() -> None:
+    torch.manual_seed(0)
+    task = SARSegmenter(network=SMALL).eval()
+    runner = OpenVINONetwork(onnx_bytes(task.model, SMALL.output_stride, SMALL.in_channels))
+    windows = torch.randn(5, 1, 64, 64)
+    one_by_one = torch.cat([runner(window[None]) for window in windows])  # below the stream count: latency model
+    assert len(runner.requests) >= 2  # a throughput model with streams to split over, on any CPU of 2+ cores
+    assert (runner(windows) - one_by_one).abs().max().item() < 1e-5
