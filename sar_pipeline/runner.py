@@ -29,6 +29,7 @@ from sar_pipeline.launch import ALLOCATION_PLACEHOLDERS, command_prefix, link_sl
 from sar_pipeline.requeue import RequeueOnSignal
 from sar_pipeline.spec import PipelineSpec, check_spec
 from sar_pipeline.stages import STAGE_KINDS, Stage, StageBuilder, run_name, settings_text
+from sar_tracking.child_processes import environment_with_own_wandb_service
 from sar_tracking.tool_runs import track_tool_stage, wandb_sync_hint
 
 
@@ -97,10 +98,7 @@ def stage_command(spec: PipelineSpec, stage: Stage, dry_run: bool = False) -> li
 def stage_environment(spec: PipelineSpec, stage: Stage, threads: int | None = None) -> dict[str, str]:
     """The stage's environment: W&B group, job type and resume mode (the run id is the logger's), unbuffered
     output, and ``threads`` torch threads when given (stages side by side)."""
-    env = dict(os.environ)
-    # A stage must own its W&B service: one inherited from the runner (or a parent job) keeps writing
-    # the stage's offline run after the stage exited, and is unreachable from other SLURM nodes.
-    env.pop("WANDB_SERVICE", None)
+    env = environment_with_own_wandb_service()
     env.update(
         {
             "WANDB_RUN_GROUP": spec.tracking.group or run_name(spec),

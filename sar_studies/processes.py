@@ -10,23 +10,26 @@ and the copy-on-write pages that forked data-loader workers share with their par
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sar_tracking.child_processes import environment_with_own_wandb_service
+
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def child_environment(jobs: int) -> dict[str, str]:
-    """This process's environment for child runs, limited to one thread each when ``jobs`` > 1.
+    """This process's environment for child runs (each with a W&B service of its own), limited to one
+    thread each when ``jobs`` > 1.
 
     Each run's torch would otherwise start one thread per core, so N runs side by side would ask
     for N times the cores there are.
     """
-    return {**os.environ, **SINGLE_THREAD} if jobs > 1 else dict(os.environ)
+    env = environment_with_own_wandb_service()
+    return env | SINGLE_THREAD if jobs > 1 else env
 
 
 def _children() -> dict[int, list[int]]:
@@ -78,7 +81,12 @@ def run_measured(
     """Run ``command`` (output captured), sampling its process tree's memory every ``interval`` s until it exits."""
     start = time.perf_counter()
     process = subprocess.Popen(
-        command, cwd=cwd, env=env or dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=cwd,
+        env=env or environment_with_own_wandb_service(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     peak = 0
     done = threading.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,11 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data") / "tiny"
     generate_demo_data(root, TINY, progress=False)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_wandb_service() -> Iterator[None]:
+    """A test that ran W&B in this process leaves WANDB_SERVICE set; children of later tests would
+    attach to that service, which writes their relative run folders into this process's cwd."""
+    yield
+    os.environ.pop("WANDB_SERVICE", None)

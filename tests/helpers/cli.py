@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from sar_tracking.child_processes import environment_with_own_wandb_service
 
 REPO = Path(__file__).resolve().parents[2]
 """The repository: ``cli.py`` and ``experiments/``."""
@@ -22,7 +23,8 @@ TINY_STAGE_ARGS = [
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``python cli.py ARGS`` in ``cwd`` with W&B offline; its captured output."""
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    env = environment_with_own_wandb_service() | {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    env["NO_ALBUMENTATIONS_UPDATE"] = "1"
     return subprocess.run(
         [sys.executable, str(REPO / "cli.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
