@@ -2,7 +2,7 @@
 
 A trained SAR checkpoint (``--ckpt``, e.g. the demo fit's) predicts every test tile of a data root
 (``<root>/OpenEarthMap-SAR/test/sar_images`` against ``test/labels``) with the checkpoint's window
-and stride and each TTA option, on the default runtime (``auto``: ONNX Runtime on the CPU); mIoU over classes
+and stride and each TTA option, on the default runtime (``auto``: OpenVINO on the CPU); mIoU over classes
 1..8 with background pixels counted (the official metric). CPU time is the process's, so the load of
 a shared machine matters less than wall time; the options run in turn, ``--repeats`` times
 (alternating direction), and the time is their median.

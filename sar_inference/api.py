@@ -30,7 +30,7 @@ class LandCoverMapper:
     Args:
         ckpt_path: a stage-2 checkpoint or an exported ``.onnx`` model, or several for an ensemble.
         device: torch device (``cpu``, ``cuda``, ``cuda:1``).
-        runtime: ``auto`` (on the CPU ONNX Runtime, else OpenVINO, else PyTorch), ``torch``, ``openvino``
+        runtime: ``auto`` (on the CPU OpenVINO, else ONNX Runtime, else PyTorch), ``torch``, ``openvino``
             or ``onnxruntime``.
         precision: autocast precision of the torch runtime on a GPU (``bf16-mixed``, ``16-mixed``).
         inference: sliding window and TTA overrides (e.g. ``InferenceOverrides(flips=("none", "h", "v"))``).

@@ -152,7 +152,7 @@ def load_predictor(
     Args:
         ckpt_path: one checkpoint (or exported ``.onnx`` model), or several for an ensemble.
         inference: sliding window and TTA overrides; None fields keep the first model's.
-        runtime: where and how the networks run (default ``auto``: ONNX Runtime, else OpenVINO on the CPU).
+        runtime: where and how the networks run (default ``auto``: OpenVINO, else ONNX Runtime on the CPU).
 
     Raises:
         DataError: a checkpoint is missing, unreadable, or not a SAR model (see :func:`load_model`).

@@ -24,10 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 Runtime = Literal["auto", "torch", "openvino", "onnxruntime"]
-CPU_RUNTIMES: tuple[str, ...] = ("onnxruntime", "openvino")
-"""The ONNX runtimes; ``auto`` takes the first installed. ONNX Runtime first: OpenVINO is faster, but
-its probabilities differ from PyTorch's by up to 1.1e-4 on a ResNet-34, ONNX Runtime's by 7e-5
-(BENCHMARKS.md)."""
+CPU_RUNTIMES: tuple[str, ...] = ("openvino", "onnxruntime")
+"""The ONNX runtimes, fastest first; ``auto`` takes the first installed. Both gave probabilities within
+2.5e-5 of PyTorch's on the demo model and a ResNet-34 (BENCHMARKS.md)."""
 Precision = Literal["32", "bf16-mixed", "16-mixed"]
 AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 ONNX_OPSET = 17
@@ -39,7 +38,7 @@ class RuntimeSettings:
 
     runtime: Runtime = "auto"
     """``torch`` (PyTorch eager), ``openvino`` or ``onnxruntime`` (CPU only), or ``auto``: on the CPU
-    ONNX Runtime, else OpenVINO, else PyTorch, whichever is installed first; PyTorch elsewhere."""
+    OpenVINO, else ONNX Runtime, else PyTorch, whichever is installed first; PyTorch elsewhere."""
     device: str = "cpu"
     """Torch device of the network and the window batches: ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
     precision: Precision = "32"
