@@ -91,7 +91,7 @@ def test_an_exported_model_refuses_the_torch_runtime_and_bad_files_are_named(
 ) -> None:
     _, onnx_file = exported
     with pytest.raises(
-        ValueError, match=r"sar\.onnx: exported, so an ONNX model runs with runtime onnxruntime or openvino"
+        ValueError, match=r"sar\.onnx: exported, so an ONNX model runs with runtime openvino or onnxruntime"
     ):
         load_onnx_model(onnx_file).on_runtime(RuntimeSettings(runtime="torch"))
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
