@@ -8,7 +8,10 @@ import lightning as L
 
 
 class PauseAfterStep(L.Callback):
-    """Sleep ``seconds`` after every training step (no effect on what is computed).
+    """Sleep ``seconds`` after every training step of a fit that did not resume (no effect on what is computed).
+
+    A fit resumed from a checkpoint runs at full speed: the pause is there to keep the first run going
+    until a signal stops it, and would only lengthen the rest.
 
     Args:
         seconds: the pause.
@@ -16,8 +19,13 @@ class PauseAfterStep(L.Callback):
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.pausing = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.pausing = trainer.ckpt_path is None
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: object, batch_idx: int
     ) -> None:
-        time.sleep(self.seconds)
+        if self.pausing:
+            time.sleep(self.seconds)

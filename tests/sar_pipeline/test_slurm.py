@@ -179,10 +179,14 @@ def test_a_job_requeued_mid_fit_by_its_time_limit_finishes_as_the_local_run(
             time.sleep(1)
         requeued_after = time.monotonic() - cut_at
         scontrol(slurm_env, "update", f"JobId={job}", "TimeLimit=30")
-        # Start it only once the node is idle: a start while the old run's steps still end fails the job
-        # ("credential revoked"), which Slurm's own 2-minute hold would have avoided.
-        while node_state(slurm_env) != "idle":
+        # Start it only once the node has stayed idle for a few seconds: a start while slurmd still ends
+        # the old run fails the job ("Job credential revoked": seen with the start 0.3 s after the
+        # requeue, the node already showing idle), which Slurm's own 2-minute hold would have avoided.
+        idle_since = None
+        while idle_since is None or time.monotonic() - idle_since < 5:
             assert time.monotonic() - cut_at < 300, node_state(slurm_env)
+            idle = node_state(slurm_env) == "idle"
+            idle_since = (idle_since or time.monotonic()) if idle else None
             time.sleep(1)
         scontrol(slurm_env, "update", f"JobId={job}", "StartTime=now")
         # 3. The job finishes.
