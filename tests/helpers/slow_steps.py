@@ -19,13 +19,9 @@ class PauseAfterStep(L.Callback):
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.pausing = True
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.pausing = trainer.ckpt_path is None
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: object, batch_idx: int
     ) -> None:
-        if self.pausing:
+        if trainer.ckpt_path is None:
             time.sleep(self.seconds)
