@@ -14,49 +14,15 @@ import argparse
 import copy
 import os
 import statistics
-import time
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch
 
 from lightning_modules.networks import NetworkConfig
-from lightning_modules.optim import OptimConfig, parameter_groups, warmup_poly_factor
+from lightning_modules.optim import OptimConfig
 from lightning_modules.sar_segmenter import SARSegmenter
-from sar_studies.timing import StepClock, timing_trainer
-
-
-def make_batches(count: int, batch: int, size: int) -> list[dict[str, torch.Tensor]]:
-    """Random uint8 SAR crops with blocky labels 0..8 (raw: the task normalises them)."""
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for _ in range(count):
-        raw = torch.randint(0, 256, (batch, 1, size, size), dtype=torch.uint8, generator=gen)
-        mask = torch.randint(0, 9, (batch, size // 16, size // 16), generator=gen)
-        mask = mask.repeat_interleave(16, 1).repeat_interleave(16, 2)
-        out.append({"image": raw, "mask": mask})
-    return out
-
-
-def plain_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmup: int) -> float:
-    """Mean seconds per step of a hand-written loop, after ``warmup`` steps."""
-    optim = task.optim_config
-    optimizer = torch.optim.AdamW(parameter_groups(task.model, optim), lr=optim.lr, weight_decay=optim.weight_decay)
-    total = len(batches)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_poly_factor(s, optim.warmup_steps, total, optim.poly_power, optim.warmup_ratio)
-    )
-    task.train()
-    start = 0.0
-    for step, batch in enumerate(batches):
-        if step == warmup:
-            start = time.perf_counter()
-        loss, _ = task.criterion(task(task.normalise(batch["image"])), task._supervision(batch["mask"]))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    return (time.perf_counter() - start) / (total - warmup)
+from sar_studies.timing import StepClock, plain_loop, random_sar_crops, timing_trainer
 
 
 def lightning_loop(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmup: int) -> float:
@@ -79,7 +45,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     template = SARSegmenter(network=NetworkConfig(), optim=OptimConfig(lr=1e-3, warmup_steps=5))
-    batches = make_batches(args.steps, args.batch, args.size)
+    batches = random_sar_crops(args.steps, args.batch, args.size)
     ratios = []
     print(f"U-Net ResNet-18, batch {args.batch} x 1 x {args.size}^2, {args.steps} steps ({args.warmup} warm-up), "
           f"{torch.get_num_threads()} threads")  # fmt: skip

@@ -1,7 +1,7 @@
 """CPU cost of one stage-2 training step per network, crop and batch: what the demo's 10-minute budget buys.
 
 Each candidate trains the SAR segmenter (its loss, optimiser groups and schedule; the demo's SCE +
-Lovasz) with a plain loop on pre-made random crops, on one thread (the demo's two stage-2 fits run
+Lovasz) with ``sar_studies.timing.plain_loop`` on pre-made random crops, on one thread (the demo's two stage-2 fits run
 side by side, one core each). The candidates take turns within each repeat so that drift of a
 shared machine hits all alike; the figure is the median over repeats of the mean CPU seconds per
 step after a warm-up, and its ratio to the demo's setting (the first candidate), with the pixels per
@@ -22,8 +22,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import torch
 
 from lightning_modules.networks import NetworkConfig
-from lightning_modules.optim import OptimConfig, parameter_groups
+from lightning_modules.optim import OptimConfig
 from lightning_modules.sar_segmenter import SARSegmenter
+from sar_studies.timing import plain_loop, random_sar_crops
 
 EFFICIENTNET_SCSE = NetworkConfig(encoder="efficientnet-b0", decoder_attention_type="scse")  # the official baseline's
 # (label, network, crop, batch): the demo's stage 2 first, then what could buy more steps per second.
@@ -38,33 +39,6 @@ CANDIDATES = [
 ]
 
 
-def crops(count: int, batch: int, size: int) -> list[dict[str, torch.Tensor]]:
-    """Random uint8 SAR crops with blocky labels 0..8 (raw: the task normalises them)."""
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for _ in range(count):
-        raw = torch.randint(0, 256, (batch, 1, size, size), dtype=torch.uint8, generator=gen)
-        mask = torch.randint(0, 9, (batch, size // 16, size // 16), generator=gen)
-        out.append({"image": raw, "mask": mask.repeat_interleave(16, 1).repeat_interleave(16, 2)})
-    return out
-
-
-def cpu_per_step(task: SARSegmenter, batches: list[dict[str, torch.Tensor]], warmup: int) -> float:
-    """Mean CPU seconds of this process per training step, after ``warmup`` steps."""
-    optim = task.optim_config
-    optimizer = torch.optim.AdamW(parameter_groups(task.model, optim), lr=optim.lr, weight_decay=optim.weight_decay)
-    task.train()
-    start = 0.0
-    for step, batch in enumerate(batches):
-        if step == warmup:
-            start = time.process_time()
-        loss, _ = task.criterion(task(task.normalise(batch["image"])), task._supervision(batch["mask"]))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return (time.process_time() - start) / (len(batches) - warmup)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8, help="steps per measurement, the warm-up included")
@@ -73,14 +47,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, 1 thread; {args.steps} steps ({args.warmup} warm-up), {args.repeats} repeats")
-    data = {(crop, batch): crops(args.steps, batch, crop) for _, _, crop, batch in CANDIDATES}
+    data = {(crop, batch): random_sar_crops(args.steps, batch, crop) for _, _, crop, batch in CANDIDATES}
     times: dict[str, list[float]] = {label: [] for label, *_ in CANDIDATES}
     for repeat in range(args.repeats):
         order = CANDIDATES if repeat % 2 == 0 else CANDIDATES[::-1]
         for label, network, crop, batch in order:
             torch.manual_seed(0)
             task = SARSegmenter(network=network, optim=OptimConfig(lr=1e-3, warmup_steps=1))
-            times[label].append(cpu_per_step(task, data[(crop, batch)], args.warmup))
+            times[label].append(plain_loop(task, data[(crop, batch)], args.warmup, clock=time.process_time))
     reference = statistics.median(times[CANDIDATES[0][0]])
     print(f"{'candidate':<50} {'CPU s/step':>10} {'vs demo':>8} {'Mpx/CPU-s':>10}")
     for label, _, crop, batch in CANDIDATES:
