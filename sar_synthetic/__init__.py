@@ -10,7 +10,7 @@ crossing roads). Each scene is rendered as
   lower effective resolution drawn per tile (by default r ~ U(0.4, 1.0) of its source's pixels: the
   range the reference resolution alignment augmentation was designed for, U(0.1, 0.35) of a 1024 px
   tile, scaled to the miniature's content, see ``optical_resolution_range``), all scaled by
-  ``domain_gap`` (0 renders exactly like OEM; the default 0.5 is calibrated, see ``config``), and
+  ``domain_gap`` (0 renders exactly like OEM; the default 0.35 is calibrated, see ``config``), and
   taken at another date than its SAR tile (``acquisition``: changed objects, fields in another
   season, a misregistration),
 * a SAR amplitude image: class-dependent backscatter, double-bounce building edges and radar

@@ -42,7 +42,7 @@ def sar_optical_style(domain_gap: float, resolution: float) -> OpticalStyle:
 
 # Realistic-looking base colours (not the legend colours).
 _SUMMER_COLOURS = {
-    BARE: (176, 152, 118),
+    BARE: (198, 184, 156),  # dry bare soil: brighter and less saturated than any field (BENCHMARKS.md)
     RANGE: (112, 130, 74),
     DEVELOPED: (150, 146, 138),
     ROAD: (98, 98, 100),
