@@ -15,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
@@ -196,6 +197,17 @@ def side_by_side(stages: list[Stage]) -> list[list[list[Stage]]]:
     return blocks
 
 
+_OUTPUT_LOCK = threading.Lock()
+
+
+def _say(message: str) -> None:
+    """Print whole lines at once: stages run side by side report from threads, and a line of one
+    must not start in the middle of another's (the benchmarks parse them)."""
+    with _OUTPUT_LOCK:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+
+
 def _run_stage(
     spec: PipelineSpec, stage: Stage, rerun: bool, threads: int | None = None, requeue: RequeueOnSignal | None = None
 ) -> None:
@@ -207,10 +219,10 @@ def _run_stage(
     """
     reason = stage.skip_reason() if stage.skip_reason is not None else None
     if reason is not None:
-        print(f"[{stage.id}] skipped: {reason}")
+        _say(f"[{stage.id}] skipped: {reason}")
         return
     if stage.is_complete() and not rerun:
-        print(f"[{stage.id}] complete, skipped")
+        _say(f"[{stage.id}] complete, skipped")
         return
     if rerun:
         _move_aside([*stage.outputs, stage.folder / "checkpoints"])
@@ -219,7 +231,7 @@ def _run_stage(
     settings = stage.write_settings()  # after moving old checkpoints aside: they decide the resume point
     command = stage_command(spec, stage)
     log = stage.folder / "stage.log"
-    print(f"[{stage.id}] {shlex.join(command)}" + (f"\n[{stage.id}] output: {log}" if threads else ""), flush=True)
+    _say(f"[{stage.id}] {shlex.join(command)}" + (f"\n[{stage.id}] output: {log}" if threads else ""))
     stage_start = time.perf_counter()
     env = stage_environment(spec, stage, threads)
     code, error = _run_logged(command, env, log, requeue, live=threads is None)
@@ -234,7 +246,7 @@ def _run_stage(
     stage.mark_complete(command, settings)
     if not stage.distributed and stage.tracked:
         track_tool_stage(spec, stage)
-    print(f"[{stage.id}] done in {time.perf_counter() - stage_start:.1f} s", flush=True)
+    _say(f"[{stage.id}] done in {time.perf_counter() - stage_start:.1f} s")
 
 
 def _run_side_by_side(spec: PipelineSpec, chains: list[list[Stage]], rerun: bool) -> None:
