@@ -15,6 +15,9 @@ from lightning_modules.config_bases import BASE_KEY, expand_bases
 from lightning_modules.prediction_writer import TileWriter
 from sar_landcover.errors import HELP_EPILOG
 
+PREDICTION_CHOICES = ("inference", "predict_with")
+"""Model arguments a command sets over a checkpoint's own: how to predict, not what the network is."""
+
 TRAINER_DEFAULTS = {"default_root_dir": "runs"}
 
 
@@ -61,13 +64,18 @@ class MapperCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         # LightningCLI rebuilds the model from a checkpoint's hyperparameters over the config. That
         # is right for the network (the weights must fit it), but how to predict (window, stride,
-        # TTA) is the command's choice: the config's ``inference`` is kept.
+        # TTA; which network of a mean teacher) is the command's choice: the config's are kept.
         subcommand = self.config.get("subcommand")
         model = self.config[subcommand].get("model") if subcommand else None
-        inference = getattr(getattr(model, "init_args", None), "inference", None)
+        init_args = getattr(model, "init_args", None)
+        chosen = {
+            key: getattr(init_args, key) for key in PREDICTION_CHOICES if getattr(init_args, key, None) is not None
+        }
         super()._parse_ckpt_path()
-        if inference is not None and "inference" in self.config[subcommand].model.get("init_args", {}):
-            self.config[subcommand].model.init_args.inference = inference
+        rebuilt = self.config[subcommand].model.get("init_args", {}) if subcommand else {}
+        for key, value in chosen.items():
+            if key in rebuilt:
+                setattr(self.config[subcommand].model.init_args, key, value)
 
     def before_instantiate_classes(self) -> None:
         # Writers put predictions on disk; also holding every tile's probabilities in memory would not

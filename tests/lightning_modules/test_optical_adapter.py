@@ -223,6 +223,16 @@ def test_stage1_fit_then_predict_writes_a_georeferenced_pseudo_label_set(tiny_ro
     assert f"{len(paired)} of {len(paired)} tiles already in" in result.stdout + result.stderr
     assert [p.stat().st_mtime_ns for p in labels] == stamps  # complete tiles are not rewritten
 
+    # How to predict is the command's choice over the checkpoint's hyperparameters: here the teacher.
+    by_teacher = [*predict, "--model.init_args.predict_with", "teacher", "--data.pseudo_label_set", "by_teacher"]
+    result = run_cli(*by_teacher, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    student, teacher = (
+        np.stack([read_raster(train / "labels_pl_soft" / name / p.name) for p in labels])
+        for name in ("teacher_test", "by_teacher")
+    )
+    assert not np.array_equal(student, teacher)
+
 
 @pytest.mark.slow
 def test_teacher_is_identical_on_both_ddp_ranks(tiny_root: Path, tmp_path: Path) -> None:
