@@ -21,7 +21,7 @@ clean truth of the OEM-SAR training tiles, and the SAR map's mIoU on the clean t
 
 The data is the base pipeline's (the demo data, its official labels written by the source-only
 labeller, fitted once at the base pipeline's own size); each other run is smaller than the demo's
-(crops of 96 px, 150 steps per fit) to bring the study near an hour on 2 CPU cores (with 128 px
+(crops of 96 px, 150 steps per fit): about 90 minutes on 2 CPU cores for three seeds (with 128 px
 crops one seed's main pipeline took ~33 minutes).
 The pipelines run ``--jobs`` at a time (default: one per core, each on one thread); the seeds'
 main pipelines share one data root, which the first one prepares while the others wait.
