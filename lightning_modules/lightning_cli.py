@@ -68,13 +68,11 @@ class MapperCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         model = self.config[subcommand].get("model") if subcommand else None
         init_args = getattr(model, "init_args", None)
-        chosen = {
-            key: getattr(init_args, key) for key in PREDICTION_CHOICES if getattr(init_args, key, None) is not None
-        }
+        chosen = {key: getattr(init_args, key, None) for key in PREDICTION_CHOICES}
         super()._parse_ckpt_path()
         rebuilt = self.config[subcommand].model.get("init_args", {}) if subcommand else {}
         for key, value in chosen.items():
-            if key in rebuilt:
+            if value is not None and key in rebuilt:
                 setattr(self.config[subcommand].model.init_args, key, value)
 
     def before_instantiate_classes(self) -> None:
