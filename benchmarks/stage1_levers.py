@@ -22,6 +22,8 @@ and their sets to ``train/labels_pl/seed<N>-lever-<name>``; a set already scored
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -34,9 +36,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sar_inference.evaluation import evaluate  # noqa: E402
+from sar_inference.selection import select_pseudo_labels  # noqa: E402
 from sar_studies.statistics import mean_and_std  # noqa: E402
 
-CLI = [sys.executable, str(REPO / "cli.py")]
 SCALES_18 = "--model.init_args.inference.scales=[0.5,0.75,1.0,1.25,1.5,1.75]"
 
 # name -> (what it is, recorded stage it derives from, its extra configs and arguments)
@@ -120,11 +123,8 @@ def score(data: Path, set_name: str, scores: Path) -> dict[str, Any]:
     if not scores.is_file():
         train = data / "OpenEarthMap-SAR" / "train"
         folder = train / "labels" if set_name == "official" else train / "labels_pl" / set_name
-        command = [*CLI, "evaluate", f"--predictions={folder}", f"--labels={train / 'labels_truth'}",
-                   "--only_predicted=true", f"--output={scores}", "--progress=false"]  # fmt: skip
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.exit(f"evaluating {folder} failed:\n{result.stderr[-3000:]}")
+        with contextlib.redirect_stdout(io.StringIO()):  # its table: the summary prints every set's
+            evaluate(str(folder), str(train / "labels_truth"), str(scores), progress=False, only_predicted=True)
     return json.loads(scores.read_text())
 
 
@@ -152,10 +152,8 @@ def seed_scores(work_dir: Path, seed: int) -> dict[str, dict[str, Any]]:
         sets[name] = set_name
     ensemble = f"{prefix}-lever-soft_ensemble"
     if not (work / "scores" / "soft_ensemble.json").is_file():
-        voters = json.dumps([sets["method"], sets[ENSEMBLE[1]]])
-        command = [*CLI, "select-pseudo-labels", f"--root={data}", f"--sets={voters}", f"--output={ensemble}",
-                   "--mode=soft_ensemble", "--progress=false"]  # fmt: skip
-        subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+        voters = [sets["method"], sets[ENSEMBLE[1]]]
+        select_pseudo_labels(str(data), voters, ensemble, mode="soft_ensemble", progress=False)
     sets["soft_ensemble"] = ensemble
     return {name: score(data, set_name, work / "scores" / f"{name}.json") for name, set_name in sets.items()}
 
