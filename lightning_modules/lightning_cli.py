@@ -40,6 +40,9 @@ class MapperCLI(LightningCLI):
                 "checkpoint.monitor": "val/mIoU",
                 "checkpoint.mode": "max",
                 "checkpoint.save_last": False,
+                # The best checkpoint feeds predict, map and the next stage, none of which needs the
+                # optimiser's state (twice the weights with Adam); resuming uses last.ckpt.
+                "checkpoint.save_weights_only": True,
                 # Lightning's save_last only refreshes when a best checkpoint is written; this one
                 # rewrites last.ckpt at every validation, so a killed run resumes from its latest state.
                 "last_checkpoint.filename": "last",

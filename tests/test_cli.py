@@ -36,6 +36,9 @@ def test_fit_writes_checkpoints_and_logs_miou(tmp_path: Path, tiny_root: Path) -
     assert state["global_step"] == 4
     monitor = next(v for k, v in state["callbacks"].items() if "val/mIoU" in k)
     assert 0.0 <= float(monitor["best_model_score"]) <= 1.0  # val/mIoU was logged and monitored
+    best = torch.load(next(p for n, p in checkpoints.items() if n.startswith("best-")), weights_only=False)
+    assert "optimizer_states" in state and "optimizer_states" not in best  # last resumes, best is the weights
+    assert best["state_dict"].keys() == state["state_dict"].keys() and best["hyper_parameters"]
     (run_file,) = out.glob("wandb/offline-run-*/run-*.wandb")
     assert b"val/mIoU" in run_file.read_bytes() and b"IoU/Building" in run_file.read_bytes()
     assert (out / "config.yaml").is_file()

@@ -49,7 +49,8 @@ def test_fit_and_predict_stages_on_two_processes_match_one_process(tiny_root: Pa
     for stage in (stage2, tmp_path / "run" / "maps" / "sar"):
         assert "MEMBER: 2/2" in (stage / "stage.log").read_text()  # really two processes
     (best,) = (stage2 / "checkpoints").glob("best-*.ckpt")
-    state = torch.load(best, map_location="cpu", weights_only=False)
+    # The best checkpoint holds weights only; the score it was chosen by is in last.ckpt's callback state.
+    state = torch.load(stage2 / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     monitor = next(v for k, v in state["callbacks"].items() if "val/mIoU" in k)
     ddp_score = float(monitor["best_model_score"])  # reduced across the 2 ranks during the DDP fit
 

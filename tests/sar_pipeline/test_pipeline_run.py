@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -47,8 +49,10 @@ def mtimes(folder: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def resumed_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Run the pipeline, kill it once stage 2 has a checkpoint, then run the same command again."""
+def resumed_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Run the pipeline, kill it once stage 2 has a checkpoint, then run the same command again; its
+    folder (checkpoints of every stage) is removed after the module's tests if they all passed."""
+    failed_before = request.session.testsfailed
     folder = tmp_path_factory.mktemp("pipeline")
     config = tiny_pipeline(folder, group="tiny-e2e-group")
     run, data = folder / "run", folder / "data"
@@ -64,7 +68,9 @@ def resumed_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     second = start_pipeline(config, folder)
     output = second.communicate(timeout=600)[0]
     assert second.returncode == 0, output[-4000:]
-    return {"run": run, "data": data, "output": output, "before": before, "first_output": first_output}
+    yield {"run": run, "data": data, "output": output, "before": before, "first_output": first_output}
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(folder)
 
 
 @pytest.mark.slow
